@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up first.
+UV_VERSION := 0.13.8
+UV := python3 -m uv
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DAGSTER_HOME
+
+.PHONY: setup instance demo test lint ui
+
+setup:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+
+instance:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+demo: setup instance
+	.venv/bin/exporter-pipeline demo
+
+test: setup
+	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests
+	.venv/bin/mypy
+	.venv/bin/dagster definitions validate -w workspace.yaml
+	.venv/bin/pytest
+
+lint:
+	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests
+	.venv/bin/ruff format --check exporter_pipeline exporter_pipeline_tests
+	.venv/bin/mypy
+
+ui: setup instance
+	.venv/bin/dagster dev -w workspace.yaml

@@ -1,0 +1,1 @@
+"""exporter_pipeline: a video-analytics export service on Dagster."""

@@ -1,0 +1,1 @@
+"""Hourly data sets derived from raw events: view segments (seed 003), delivery metrics (001)."""

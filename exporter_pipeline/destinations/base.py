@@ -1,0 +1,86 @@
+"""The `Destination` interface: one key space of files under a root (folder or bucket prefix).
+
+Keys are always '/'-separated and relative to the destination's root. Every write is
+atomic: a reader sees the old object or the whole new one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime
+
+
+class Destination(abc.ABC):
+    """A folder or bucket prefix that holds files by key."""
+
+    @abc.abstractmethod
+    def uri(self, key: str = "") -> str:
+        """The full address of a key, for metadata and logs (never carries secrets)."""
+
+    @abc.abstractmethod
+    def put_file(self, local_path: Path, key: str) -> None:
+        """Copy a local file to `key` atomically, replacing what was there."""
+
+    @abc.abstractmethod
+    def download(self, key: str, local_path: Path) -> None:
+        """Copy the object at `key` to a local file."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Every object whose key starts with `prefix`, sorted by key."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove `key`; removing a key that is not there is not an error."""
+
+    def exists(self, key: str) -> bool:
+        return any(o.key == key for o in self.list(key))
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="exporter-put-") as tmp:
+            path = Path(tmp) / "object"
+            path.write_bytes(data)
+            self.put_file(path, key)
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.local_copy(key) as path:
+            return path.read_bytes()
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """A local file holding the object, valid inside the `with` block."""
+        with tempfile.TemporaryDirectory(prefix="exporter-get-") as tmp:
+            path = Path(tmp) / Path(key).name
+            self.download(key, path)
+            yield path
+
+
+def destination_from_url(url: str) -> Destination:
+    """The destination for a settings URL: a local path, `file://` or `s3://bucket/prefix`.
+
+    S3 credentials and endpoint come from the standard AWS environment
+    (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, ...).
+    """
+    if url.startswith("s3://"):
+        from exporter_pipeline.destinations.s3 import S3Destination
+
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        return S3Destination.from_environment(bucket=bucket, prefix=prefix)
+    if "://" in url and not url.startswith("file://"):
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}: use a path or s3://")
+    from exporter_pipeline.destinations.local import LocalDestination
+
+    return LocalDestination(Path(url.removeprefix("file://")))

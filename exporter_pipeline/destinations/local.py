@@ -1,0 +1,85 @@
+"""A local folder as a destination: atomic by write-to-temporary-then-rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from exporter_pipeline.destinations.base import Destination, ObjectInfo
+
+# Temporaries carry this prefix so a listing never shows a half-written file.
+TEMP_PREFIX = ".tmp-"
+
+
+class LocalDestination(Destination):
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise ValueError(f"key {key!r} escapes the destination root")
+        return path
+
+    def uri(self, key: str = "") -> str:
+        return str(self.root / key) if key else str(self.root)
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
+        try:
+            shutil.copyfile(local_path, temp)
+            with open(temp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def download(self, key: str, local_path: Path) -> None:
+        shutil.copyfile(self._path(key), local_path)
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        # A local object is already a file: no copy needed.
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no object at {self.uri(key)}")
+        yield path
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        # Walk only the deepest folder the prefix names, then filter on the full prefix.
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
+            return []
+        found = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    stat = path.stat()
+                    found.append(
+                        ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+                    )
+        return sorted(found, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # Drop folders the delete left empty, up to the root, so listings stay tidy.
+        parent = path.parent
+        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()

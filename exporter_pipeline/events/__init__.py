@@ -1,0 +1,1 @@
+"""Player and CDN events: the canonical schema, landing ingest and the simulator."""

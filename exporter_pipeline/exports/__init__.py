@@ -1,0 +1,1 @@
+"""Export definitions: the YAML spec, data sets, formats, naming, manifest and job factory."""

@@ -1,0 +1,63 @@
+"""The lake and the landing zone as one Dagster resource, plus the lake's key layout."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import dagster as dg
+import polars as pl
+
+from exporter_pipeline.destinations import Destination, destination_from_url
+from exporter_pipeline.events.landing import hour_prefix
+from exporter_pipeline.settings import Settings
+
+# Row groups stay small enough for later readers to stream an hour in bounded memory.
+ROW_GROUP_ROWS: Final = 128 * 1024
+
+# Every hourly data set in the lake: its folder and the one file an hour holds.
+HOURLY_DATASET_FILES: Final[dict[str, str]] = {
+    "raw_events": "events.parquet",
+    "raw_events_quarantine": "quarantine.parquet",
+    "view_segments": "segments.parquet",
+    "delivery_metrics": "metrics.parquet",
+}
+
+
+def hourly_key(dataset: str, hour: datetime) -> str:
+    """`<dataset>/dt=YYYY-MM-DD/hour=HH/<file>`: the hive layout of the lake."""
+    return f"{dataset}/{hour_prefix(hour)}{HOURLY_DATASET_FILES[dataset]}"
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Where collectors drop landing files and where hourly Parquet data sets live."""
+
+    landing_url: str
+    lake_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> LakeResource:
+        settings = settings or Settings.from_env()
+        return cls(landing_url=settings.landing_url, lake_url=settings.lake_url)
+
+    def landing(self) -> Destination:
+        return destination_from_url(self.landing_url)
+
+    def lake(self) -> Destination:
+        return destination_from_url(self.lake_url)
+
+
+def write_hourly(
+    lake: Destination, dataset: str, hour: datetime, frame: pl.LazyFrame, work_dir: Path
+) -> tuple[str, int, int]:
+    """Stream `frame` to a temporary Parquet file, then put it at the hour's key atomically.
+
+    Returns (key, rows, bytes).
+    """
+    key = hourly_key(dataset, hour)
+    local = work_dir / HOURLY_DATASET_FILES[dataset]
+    frame.sink_parquet(local, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    rows = pl.scan_parquet(local).select(pl.len()).collect().item()
+    lake.put_file(local, key)
+    return key, int(rows), local.stat().st_size
