@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from exporter_pipeline.destinations.base import Destination, ObjectInfo
@@ -31,6 +32,9 @@ PERMANENT_CODES = {
 
 def classify_s3_error(error: Exception, action: str, uri: str) -> DestinationError:
     """Turn a botocore error into our retryable/permanent split, without echoing secrets."""
+    # boto3's transfer manager wraps the service's answer; judge by the answer itself.
+    if isinstance(error, S3UploadFailedError) and isinstance(error.__context__, ClientError):
+        error = error.__context__
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -86,8 +86,9 @@ def _jsonl_batches(path: Path, source: str) -> Iterator[pa.RecordBatch]:
 
     with _open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line:
+            # Keep the record exactly as it arrived, minus its line ending.
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
                 continue
             raw = line.decode("utf-8", errors="replace")
             reason = None

@@ -1,0 +1,88 @@
+"""The `exporter-pipeline` console script, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter_pipeline.cli import main
+
+SCRIPT = Path(sys.executable).parent / "exporter-pipeline"
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_simulate_writes_landing_files(tmp_path: Path) -> None:
+    done = run(
+        "simulate",
+        "--tenants",
+        "acme,globex",
+        "--start",
+        "2026-10-01T00:00",
+        "--end",
+        "2026-10-01T02:00",
+        "--events-per-hour",
+        "100",
+        "--seed",
+        "3",
+        "--landing",
+        "land",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "wrote 4 landing files under land: 200 records (0 malformed, 0 duplicates)\n"
+    )
+    assert sorted(
+        p.relative_to(tmp_path / "land").as_posix() for p in (tmp_path / "land").rglob("*.jsonl")
+    ) == [
+        "dt=2026-10-01/hour=00/acme-000.jsonl",
+        "dt=2026-10-01/hour=00/globex-000.jsonl",
+        "dt=2026-10-01/hour=01/acme-000.jsonl",
+        "dt=2026-10-01/hour=01/globex-000.jsonl",
+    ]
+
+
+def test_simulate_rejects_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown format 'xml'"):
+        main(
+            [
+                "simulate",
+                "--start",
+                "2026-10-01",
+                "--end",
+                "2026-10-01T01",
+                "--format",
+                "xml",
+                "--landing",
+                str(tmp_path),
+            ]
+        )
+
+
+def test_validate_accepts_missing_and_empty_files(tmp_path: Path) -> None:
+    done = run("validate", "absent.yaml", cwd=tmp_path)
+    assert done.returncode == 0 and "0 outputs, 0 exports" in done.stdout
+    (tmp_path / "empty.yaml").write_text("")
+    assert run("validate", "empty.yaml", cwd=tmp_path).returncode == 0
+
+
+def test_validate_lists_every_error_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("outputs: [1]\nexports: {a: 1}\nextra: true\n")
+    done = run("validate", "bad.yaml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "bad.yaml: unknown top-level key 'extra' (expected outputs, exports)",
+        "bad.yaml: field 'outputs' must be a mapping of output names",
+        "bad.yaml: field 'exports' must be a list of export definitions",
+    ]
+    (tmp_path / "broken.yaml").write_text("exports: [\n")
+    done = run("validate", "broken.yaml", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("broken.yaml: not valid YAML")
