@@ -53,7 +53,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except DefinitionError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"{path}: {len(document['outputs'])} outputs, {len(document['exports'])} exports, valid")
+    print(f"{path}: {len(document.outputs)} outputs, {len(document.exports)} exports, valid")
     return 0
 
 

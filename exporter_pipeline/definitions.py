@@ -1,11 +1,14 @@
 """The one `Definitions` of the code location: assembles the pieces, decides nothing."""
 
-from __future__ import annotations
+from pathlib import Path
 
 import dagster as dg
 
 from exporter_pipeline.derived.assets import build_derived_assets
 from exporter_pipeline.events.assets import build_raw_events_asset
+from exporter_pipeline.exports.factory import build_exports
+from exporter_pipeline.exports.on_demand import build_on_demand_job
+from exporter_pipeline.exports.spec import load_definitions_file
 from exporter_pipeline.lake import LakeResource
 from exporter_pipeline.partitions import hourly_partitions_def
 from exporter_pipeline.settings import Settings
@@ -14,8 +17,11 @@ from exporter_pipeline.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     hours = hourly_partitions_def(settings)
+    definitions = load_definitions_file(Path(settings.exports_file))
+    export_assets, export_jobs = build_exports(definitions)
     return dg.Definitions(
-        assets=[build_raw_events_asset(hours), *build_derived_assets(hours)],
+        assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *export_assets],
+        jobs=[*export_jobs, build_on_demand_job(definitions)],
         resources={"lake": LakeResource.from_settings(settings)},
     )
 

@@ -19,6 +19,7 @@ from exporter_pipeline.settings import Settings
 from exporter_pipeline_tests.conftest import S3Server
 
 HOUR = datetime(2026, 10, 1, 5, tzinfo=UTC)
+NO_EXPORTS = Path("/nonexistent/exports.yaml")
 
 
 def run(settings: Settings, start: datetime, end: datetime) -> dg.ExecuteInProcessResult:
@@ -40,6 +41,7 @@ def settings_for(landing: str, lake: str) -> Settings:
             "EXPORTER_LANDING_URL": landing,
             "EXPORTER_LAKE_URL": lake,
             "EXPORTER_PARTITIONS_START": "2026-09-01",
+            "EXPORTER_EXPORTS_FILE": str(NO_EXPORTS),
         }
     )
 
@@ -131,7 +133,7 @@ def test_landing_on_s3_and_rematerialisation_replaces(s3_env: S3Server, landing:
 
 
 def test_definitions_load_with_default_settings() -> None:
-    defs = build_definitions(Settings.from_env({}))
+    defs = build_definitions(Settings.from_env({"EXPORTER_EXPORTS_FILE": str(NO_EXPORTS)}))
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "raw_events",

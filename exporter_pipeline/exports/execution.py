@@ -1,0 +1,247 @@
+"""One execution of an export over one window: select, write, publish, manifest last.
+
+The window's files are first written to a local working folder. Only when every file
+is complete are they put at their final keys (each put is atomic), files of the same
+window that the new manifest does not list are removed, and the manifest is written
+last. A failure before publishing leaves the output as it was, plus an error file
+(seed 004) beside where the manifest would be, with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from exporter_pipeline.destinations import Destination
+from exporter_pipeline.errors import ExporterError
+from exporter_pipeline.exports import datasets
+from exporter_pipeline.exports.catalog import DATASETS
+from exporter_pipeline.exports.formats import file_suffix
+from exporter_pipeline.exports.manifest import (
+    ManifestFile,
+    build_manifest,
+    iso,
+    manifest_bytes,
+    sha256_of,
+)
+from exporter_pipeline.exports.naming import data_key, data_key_time, error_key, manifest_key
+from exporter_pipeline.exports.query import QUERY_TABLES, run_query
+from exporter_pipeline.exports.spec import ExportDefinition
+from exporter_pipeline.exports.writers import write_file, write_parts
+from exporter_pipeline.lake import hourly_key
+
+Progress = Callable[[int, int, str], None]
+
+
+class ExportFailed(ExporterError):
+    """An execution failed; its error file says why."""
+
+
+@dataclass
+class ExecutionResult:
+    export: str
+    start: datetime
+    end: datetime
+    manifest_key: str
+    files: list[ManifestFile] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+
+def hours_of(start: datetime, end: datetime) -> list[datetime]:
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
+class _LakeFiles:
+    """Local copies of lake files, kept for the life of the execution."""
+
+    def __init__(self, lake: Destination, stack: contextlib.ExitStack) -> None:
+        self.lake = lake
+        self.stack = stack
+
+    def hour(self, dataset: str, hour: datetime) -> Path:
+        try:
+            return self.stack.enter_context(self.lake.local_copy(hourly_key(dataset, hour)))
+        except FileNotFoundError:
+            raise ExportFailed(
+                f"{dataset} has no data for {hour:%Y-%m-%d %H:00} UTC in the lake: "
+                f"materialize {dataset} for that hour first"
+            ) from None
+
+    def hours(self, dataset: str, start: datetime, end: datetime) -> list[Path]:
+        return [self.hour(dataset, hour) for hour in hours_of(start, end)]
+
+
+def _query_tables(
+    export: ExportDefinition, files: _LakeFiles, start: datetime, end: datetime, work: Path
+) -> tuple[dict[str, pl.LazyFrame], set[str]]:
+    """The tenant's tables for a SQL export, each copied to its own local file first."""
+    tables, sources = {}, set()
+    for table, dataset in QUERY_TABLES.items():
+        rows = datasets.tenant_rows(export, files.hours(dataset, start, end))
+        time_column = {
+            "raw_events": "event_time",
+            "view_segments": "started_at",
+            "delivery_metrics": "minute",
+        }[dataset]
+        rows = rows.filter((pl.col(time_column) >= start) & (pl.col(time_column) < end))
+        local = work / f"table-{table}.parquet"
+        rows.sink_parquet(local)
+        tables[table] = pl.scan_parquet(local)
+        sources.add(str(local))
+    return tables, sources
+
+
+def _write_window(
+    export: ExportDefinition,
+    start: datetime,
+    end: datetime,
+    files: _LakeFiles,
+    work: Path,
+    progress: Progress,
+) -> tuple[list[tuple[Path, str, int]], list[str]]:
+    """Every file of the window in `work` as (local file, final key, rows), and the columns."""
+    suffix = file_suffix(export.format, export.compression)
+    path = export.output.path
+    written: list[tuple[Path, str, int]] = []
+
+    def keep(moment: datetime, parts: list[tuple[Path, int]]) -> None:
+        numbered = len(parts) > 1
+        for number, (local, rows) in enumerate(parts, start=1):
+            written.append(
+                (local, data_key(path, moment, suffix, number if numbered else None), rows)
+            )
+
+    if DATASETS[export.dataset].shape == "rows":
+        hours = hours_of(start, end)
+        for number, hour in enumerate(hours, start=1):
+            cut_start, cut_end = max(start, hour), min(end, hour + timedelta(hours=1))
+            if export.dataset == "views":
+                frame = datasets.view_rows(export, [files.hour("view_segments", hour)], start, end)
+            else:
+                frame = datasets.event_rows(
+                    export, files.hour("raw_events", hour), cut_start, cut_end
+                )
+            base = work / f"{hour:%Y%m%d%H}"
+
+            def local_part(part: int | None, base: Path = base) -> Path:
+                return base.with_suffix(f".{part or 0:03d}")
+
+            keep(
+                hour,
+                write_parts(
+                    frame, export.format, export.compression, local_part, export.max_file_bytes
+                ),
+            )
+            progress(number, len(hours), f"{hour:%Y-%m-%d %H:00}")
+        return written, datasets.output_columns(export)
+
+    if export.dataset == "metrics":
+        frame = datasets.metrics(export, files.hours("delivery_metrics", start, end), start, end)
+    elif export.dataset == "viewers":
+        frame = datasets.viewers(export, files.hours("view_segments", start, end), start, end)
+    else:
+        tables, sources = _query_tables(export, files, start, end, work)
+        frame = run_query(export.query or "", tables, sources)
+    local = work / "window.out"
+    keep(start, [(local, write_file(frame, export.format, export.compression, local))])
+    progress(1, 1, f"{start:%Y-%m-%d %H:%M}")
+    return written, frame.collect_schema().names()
+
+
+def export_window(
+    export: ExportDefinition,
+    start: datetime,
+    end: datetime,
+    lake: Destination,
+    output: Destination,
+    run_id: str,
+    progress: Progress | None = None,
+) -> ExecutionResult:
+    """Run one execution of `export` for [start, end) and publish it to `output`."""
+    began = time.monotonic()
+    path = export.output.path
+    result = ExecutionResult(export.name, start, end, manifest_key(path, start, end))
+    published = False
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix=f"export-{export.name}-") as tmp,
+            contextlib.ExitStack() as stack,
+        ):
+            work = Path(tmp)
+            files = _LakeFiles(lake, stack)
+            written, columns = _write_window(export, start, end, files, work, progress or _quiet)
+            published = True
+            for local, key, rows in written:
+                output.put_file(local, key)
+                result.files.append(ManifestFile(key, rows, local.stat().st_size, sha256_of(local)))
+        listed = {f.key for f in result.files}
+        window_times = {t for t in hours_of(start, end)} | {start}
+        for info in output.list(f"{path.strip('/')}/" if path.strip("/") else ""):
+            moment = data_key_time(path, info.key)
+            if moment in window_times and info.key not in listed:
+                output.delete(info.key)
+                result.removed.append(info.key)
+        manifest = build_manifest(
+            export=export.name,
+            tenant=export.tenant,
+            dataset=export.dataset,
+            start=start,
+            end=end,
+            run_id=run_id,
+            file_format=export.format,
+            compression=export.compression,
+            columns=columns,
+            files=result.files,
+        )
+        output.put_bytes(manifest_bytes(manifest), result.manifest_key)
+        output.delete(error_key(path, start, end))
+    except Exception as error:
+        reason = (
+            str(error)
+            if isinstance(error, ExporterError)
+            else (f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        )
+        record = {
+            "export": export.name,
+            "tenant": export.tenant,
+            "run_id": run_id,
+            "window": {"start": iso(start), "end": iso(end)},
+            "error": reason,
+            "failed_at": iso(datetime.now(UTC)),
+            "files_published": published,
+        }
+        with contextlib.suppress(Exception):  # the original error is the one to report
+            output.put_bytes(
+                orjson.dumps(record, option=orjson.OPT_INDENT_2), error_key(path, start, end)
+            )
+        raise ExportFailed(
+            f"export {export.name} {iso(start)} to {iso(end)} failed: {reason}"
+        ) from error
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def _quiet(done: int, total: int, label: str) -> None:
+    return None

@@ -1,0 +1,50 @@
+"""Output names (DESIGN.md, Output names): one pure function per kind of key."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Final
+
+TIME_FORMAT: Final = "%Y-%m-%d-%H-%M"
+MANIFEST_FOLDER: Final = "_manifests"
+ERROR_SUFFIX: Final = ".error.json"
+_DATA_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(\d{3}))?\.[a-z0-9.]+$")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path.strip('/')}/{name}" if path.strip("/") else name
+
+
+def data_key(path: str, moment: datetime, suffix: str, part: int | None = None) -> str:
+    """`<path>/yyyy-MM-dd-HH-mm[-NNN].<suffix>` (seed 000's naming, parts when split)."""
+    number = f"-{part:03d}" if part is not None else ""
+    return _join(path, f"{moment.astimezone(UTC):{TIME_FORMAT}}{number}.{suffix}")
+
+
+def manifest_key(path: str, start: datetime, end: datetime) -> str:
+    return _join(
+        path,
+        f"{MANIFEST_FOLDER}/{start.astimezone(UTC):{TIME_FORMAT}}_"
+        f"{end.astimezone(UTC):{TIME_FORMAT}}.json",
+    )
+
+
+def error_key(path: str, start: datetime, end: datetime) -> str:
+    """The error file of a failed execution (seed 004), beside where its manifest would be."""
+    return manifest_key(path, start, end).removesuffix(".json") + ERROR_SUFFIX
+
+
+def is_manifest_key(key: str) -> bool:
+    return f"{MANIFEST_FOLDER}/" in key and key.endswith(".json") and not key.endswith(ERROR_SUFFIX)
+
+
+def data_key_time(path: str, key: str) -> datetime | None:
+    """The time a data file of `path` is named by, or None for anything else."""
+    prefix = _join(path, "")
+    if not key.startswith(prefix) or "/" in key[len(prefix) :]:
+        return None
+    match = _DATA_NAME.match(key[len(prefix) :])
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), TIME_FORMAT).replace(tzinfo=UTC)

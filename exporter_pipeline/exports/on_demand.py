@@ -1,0 +1,136 @@
+"""`export_on_demand`: seed 000's "create export task" as a job launched from the launchpad.
+
+The run config is the request (name, tenant, start/end time, data set, columns,
+filters, format, output, path, ...). It is checked by the same rules as a definition
+file entry; the output must be one declared in the definitions file, so credentials
+stay in the environment and never appear in run config.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from pydantic import Field, ValidationError
+
+from exporter_pipeline.destinations.outputs import destination_for
+from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.exports.execution import export_window
+from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition, describe_errors
+from exporter_pipeline.lake import LakeResource
+
+
+class OnDemandExportConfig(dg.Config):
+    """One export task: a tenant's data set over [start_time, end_time) to an output."""
+
+    name: str = "on_demand"
+    tenant: str
+    start_time: str
+    end_time: str
+    dataset: str = "raw"
+    columns: list[str] | None = None
+    filters: dict[str, list[str]] = Field(default_factory=dict)
+    format: str = "csv"
+    compression: str | None = None
+    output: str
+    path: str = "on-demand"
+    max_file_bytes: int | None = None
+    metrics: list[str] | None = None
+    interval: str | None = None
+    dimensions: list[str] | None = None
+    content_type: str | None = None
+    content_ids: list[str] | None = None
+    inclusive_range: bool = True
+    list_unfinished_segments: bool = True
+    viewer_identifier: str | None = None
+    query: str | None = None
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+
+
+def request_to_definition(
+    config: OnDemandExportConfig,
+) -> tuple[ExportDefinition, datetime, datetime]:
+    """The request as an export definition plus its exact window; DefinitionError if invalid."""
+    try:
+        start, end = _utc(config.start_time), _utc(config.end_time)
+    except ValueError as error:
+        raise DefinitionError(
+            f"export task {config.name!r}: start_time/end_time: {error}"
+        ) from None
+    body = {
+        key: value
+        for key, value in config.model_dump().items()
+        if key not in ("start_time", "end_time", "output", "path")
+        and value not in (None, {}, [])
+        and not (key in ("inclusive_range", "list_unfinished_segments") and value is True)
+    }
+    body.update(
+        cadence="hourly",
+        start=start.replace(minute=0, second=0, microsecond=0),
+        output={"name": config.output, "path": config.path},
+    )
+    try:
+        export = ExportDefinition.model_validate(
+            body, context={"window_end": end, "window_start": start}
+        )
+    except ValidationError as error:
+        raise DefinitionError(
+            "\n".join(
+                f"export task {config.name!r} ({pointer}): {message}"
+                for pointer, message in describe_errors(error, ())
+            )
+        ) from None
+    if end <= start:
+        raise DefinitionError(
+            f"export task {config.name!r} (/end_time): end_time {end:%Y-%m-%d %H:%M}"
+            f" is before start_time {start:%Y-%m-%d %H:%M}"
+        )
+    return export, start, end
+
+
+def build_on_demand_job(definitions: DefinitionsFile) -> dg.JobDefinition:
+    @dg.op(name="export_task", tags={"kind": "export"})
+    def export_task(
+        context: dg.OpExecutionContext, config: OnDemandExportConfig, lake: LakeResource
+    ) -> dg.Output[dict]:
+        """Run one on-demand export task and publish its files and manifest."""
+        export, start, end = request_to_definition(config)
+        if export.output.name not in definitions.outputs:
+            known = ", ".join(sorted(definitions.outputs)) or "none declared"
+            raise DefinitionError(
+                f"export task {config.name!r} (/output): unknown output "
+                f"{export.output.name!r} (outputs: {known})"
+            )
+        destination = destination_for(export.output.name, definitions.outputs[export.output.name])
+
+        def progress(done: int, total: int, label: str) -> None:
+            context.log.info(f"{done}/{total} files ({done / total:.0%}), {label}")
+
+        result = export_window(
+            export, start, end, lake.lake(), destination, context.run_id, progress
+        )
+        summary = {
+            "manifest": result.manifest_key,
+            "rows": result.rows,
+            "bytes": result.bytes,
+            "files": [f.key for f in result.files],
+        }
+        return dg.Output(
+            summary,
+            metadata={
+                "rows": result.rows,
+                "bytes": result.bytes,
+                "files": len(result.files),
+                "duration_s": round(result.seconds, 3),
+                "manifest": result.manifest_key,
+                "output_uri": dg.MetadataValue.path(destination.uri(export.output.path)),
+            },
+        )
+
+    @dg.job(name="export_on_demand", description=__doc__)
+    def export_on_demand() -> None:
+        export_task()
+
+    return export_on_demand
