@@ -11,6 +11,7 @@ import polars as pl
 
 from exporter_pipeline.destinations import Destination, destination_from_url
 from exporter_pipeline.events.landing import hour_prefix
+from exporter_pipeline.exports.manifest import sha256_of
 from exporter_pipeline.settings import Settings
 
 # Row groups stay small enough for later readers to stream an hour in bounded memory.
@@ -50,14 +51,14 @@ class LakeResource(dg.ConfigurableResource):
 
 def write_hourly(
     lake: Destination, dataset: str, hour: datetime, frame: pl.LazyFrame, work_dir: Path
-) -> tuple[str, int, int]:
+) -> tuple[str, int, int, str]:
     """Stream `frame` to a temporary Parquet file, then put it at the hour's key atomically.
 
-    Returns (key, rows, bytes).
+    Returns (key, rows, bytes, sha256).
     """
     key = hourly_key(dataset, hour)
     local = work_dir / HOURLY_DATASET_FILES[dataset]
     frame.sink_parquet(local, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     rows = pl.scan_parquet(local).select(pl.len()).collect().item()
     lake.put_file(local, key)
-    return key, int(rows), local.stat().st_size
+    return key, int(rows), local.stat().st_size, sha256_of(local)

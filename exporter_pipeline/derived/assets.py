@@ -9,7 +9,7 @@ import polars as pl
 
 from exporter_pipeline.derived.delivery_metrics import DELIVERY_METRICS_SCHEMA, delivery_metrics
 from exporter_pipeline.derived.view_segments import VIEW_SEGMENT_SCHEMA, view_segments
-from exporter_pipeline.events.assets import RAW_BACKFILL_POLICY, column_schema
+from exporter_pipeline.events.assets import RAW_BACKFILL_POLICY, column_schema, content_version
 from exporter_pipeline.lake import LakeResource, hourly_key, write_hourly
 from exporter_pipeline.partitions import hour_of
 
@@ -39,6 +39,7 @@ def build_hourly_derived_asset(
     ) -> dg.MaterializeResult:
         store = lake.lake()
         rows = size = 0
+        hashes = []
         keys = context.partition_keys
         for number, partition_key in enumerate(keys, start=1):
             hour = hour_of(partition_key)
@@ -46,19 +47,21 @@ def build_hourly_derived_asset(
                 tempfile.TemporaryDirectory(prefix=f"exporter-{name}-") as tmp,
                 store.local_copy(hourly_key("raw_events", hour)) as raw,
             ):
-                key, hour_rows, hour_bytes = write_hourly(
+                key, hour_rows, hour_bytes, digest = write_hourly(
                     store, name, hour, transform(pl.scan_parquet(raw)), Path(tmp)
                 )
             rows += hour_rows
+            hashes.append(digest)
             size += hour_bytes
             context.log.info(f"[{number}/{len(keys)}] {partition_key}: {hour_rows} rows → {key}")
         return dg.MaterializeResult(
+            data_version=content_version(hashes),
             metadata={
                 "rows": rows,
                 "bytes": size,
                 "hours": len(keys),
                 "lake_uri": dg.MetadataValue.path(store.uri(name)),
-            }
+            },
         )
 
     return hourly_derived

@@ -33,6 +33,7 @@ from exporter_pipeline.events.schema import (
     INTEGER_COLUMNS,
     QUARANTINE_SCHEMA,
 )
+from exporter_pipeline.exports.manifest import sha256_of
 from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key
 
 ISO_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
@@ -50,6 +51,8 @@ class IngestReport:
     reasons: dict[str, int] = field(default_factory=dict)
     rows_by_tenant: dict[str, int] = field(default_factory=dict)
     bytes_written: int = 0
+    # sha256 of the events file: the hour's data version (late data changes it).
+    sha256: str = ""
 
 
 def _blank_is_null(name: str) -> pl.Expr:
@@ -216,6 +219,7 @@ def ingest_hour(
         # Events first, then quarantine: both keys are replaced whole, never appended to.
         lake.put_file(events_file, hourly_key("raw_events", hour))
         report.bytes_written = events_file.stat().st_size
+        report.sha256 = sha256_of(events_file)
         if report.quarantined:
             lake.put_file(quarantine_file, hourly_key("raw_events_quarantine", hour))
         else:

@@ -98,6 +98,6 @@ DATASETS: Final[dict[str, DataSet]] = {
 ALL_DATASET_KEYS: Final = tuple(sorted({k for d in DATASETS.values() for k in d.keys}))
 # Filters use event column names, or seed 001's dotted names for metrics.
 FILTER_FIELDS: Final = {
-    "rows": ("tenant", *[c for c in EVENT_COLUMNS if c not in ("event_time", "data")]),
+    "rows": tuple(c for c in EVENT_COLUMNS if c not in ("tenant", "event_time", "data")),
     "metrics": tuple(DIMENSIONS),
 }

@@ -44,6 +44,15 @@ class OnDemandExportConfig(dg.Config):
     query: str | None = None
 
 
+# Where a definition rule points, as the request's own config field.
+CONFIG_POINTERS = {
+    "/start": "/start_time",
+    "/end": "/end_time",
+    "/output/name": "/output",
+    "/output/path": "/path",
+}
+
+
 def _utc(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
@@ -78,7 +87,7 @@ def request_to_definition(
     except ValidationError as error:
         raise DefinitionError(
             "\n".join(
-                f"export task {config.name!r} ({pointer}): {message}"
+                f"export task {config.name!r} ({CONFIG_POINTERS.get(pointer, pointer)}): {message}"
                 for pointer, message in describe_errors(error, ())
             )
         ) from None

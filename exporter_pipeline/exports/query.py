@@ -20,7 +20,8 @@ QUERY_TABLES: Final = {
     "view_segments": "view_segments",
     "delivery_metrics": "delivery_metrics",
 }
-_STRING_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _FILE_FUNCTION = re.compile(r"\b(read|scan)_[a-z_]*\s*\(", re.IGNORECASE)
 _FORBIDDEN_WORDS = re.compile(
     r"\b(insert|update|delete|drop|create|alter|truncate|copy|attach|install|load|pragma|"
@@ -35,7 +36,10 @@ class QueryRejected(ValueError):
 
 def check_query(sql: str) -> str | None:
     """Why `sql` cannot run as an export query, or None when it may."""
-    code = _STRING_OR_COMMENT.sub("''", sql).strip().rstrip(";").strip()
+    # Judge the code only: string literals emptied, comments and identifier quotes removed
+    # (so `"read_parquet" (...)` is seen for what it is).
+    code = _COMMENT.sub(" ", _STRING.sub("''", sql))
+    code = code.replace('"', "").replace("`", "").strip().rstrip(";").strip()
     if not code:
         return "the query is empty"
     if ";" in code:
@@ -58,9 +62,9 @@ def run_query(sql: str, tables: dict[str, pl.LazyFrame], allowed_sources: set[st
     context = pl.SQLContext(frames=tables, eager=False)
     try:
         result = context.execute(sql, eager=False)
+        plan = result.explain(optimized=False)
     except Exception as error:  # polars raises several SQL error types; all mean a bad query
         raise QueryRejected(f"the query failed: {_first_line(error)}") from None
-    plan = result.explain(optimized=False)
     for source in re.findall(r"(?:SCAN|Scan)[^\[]*\[([^\]]+)\]", plan):
         for path in (p.strip().strip("\"'") for p in source.split(",")):
             if path and not path.endswith("...") and path not in allowed_sources:

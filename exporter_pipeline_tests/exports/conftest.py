@@ -1,0 +1,69 @@
+"""A small lake shared by the export tests: two tenants, two hours, raw and derived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from exporter_pipeline.derived.delivery_metrics import delivery_metrics
+from exporter_pipeline.derived.view_segments import view_segments
+from exporter_pipeline.destinations import Destination, destination_from_url
+from exporter_pipeline.events.ingest import ingest_hour
+from exporter_pipeline.events.simulate import simulate
+from exporter_pipeline.exports.spec import ExportDefinition, parse_definitions
+from exporter_pipeline.lake import hourly_key, write_hourly
+
+DAY = datetime(2026, 10, 1, tzinfo=UTC)
+HOURS = [DAY, DAY + timedelta(hours=1)]
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+    store: Destination
+
+    def files(self, dataset: str) -> list[str]:
+        return [str(self.root / hourly_key(dataset, hour)) for hour in HOURS]
+
+
+def build_lake(root: Path, events_per_hour: int = 4000, seed: int = 21) -> Lake:
+    landing = root / "landing"
+    simulate(landing, ["acme", "globex"], DAY, DAY + timedelta(hours=2), events_per_hour, seed=seed)
+    store = destination_from_url(str(root / "lake"))
+    for hour in HOURS:
+        ingest_hour(hour, destination_from_url(str(landing)), store)
+        raw = pl.scan_parquet(root / "lake" / hourly_key("raw_events", hour))
+        for name, transform in (
+            ("view_segments", view_segments),
+            ("delivery_metrics", delivery_metrics),
+        ):
+            work = root / f"work-{name}-{hour:%H}"
+            work.mkdir()
+            write_hourly(store, name, hour, transform(raw), work)
+    return Lake(root / "lake", store)
+
+
+@pytest.fixture(scope="session")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    return build_lake(tmp_path_factory.mktemp("export-lake"))
+
+
+def definition(**fields: Any) -> ExportDefinition:
+    body = {
+        "name": "t",
+        "tenant": "acme",
+        "dataset": "raw",
+        "cadence": "hourly",
+        "start": "2026-10-01T00:00:00Z",
+        "output": {"name": "out", "path": "exp"},
+        **fields,
+    }
+    document = {"outputs": {"out": {"type": "local", "path": "/unused"}}, "exports": [body]}
+    return parse_definitions(
+        document, Path("test.yaml"), now=datetime(2026, 10, 2, tzinfo=UTC)
+    ).exports[0]
