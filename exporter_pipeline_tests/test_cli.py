@@ -86,3 +86,26 @@ def test_validate_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("exports: [\n")
     done = run("validate", "broken.yaml", cwd=tmp_path)
     assert done.returncode == 1 and done.stderr.startswith("broken.yaml: not valid YAML")
+
+
+def test_validate_checks_the_export_schema(tmp_path: Path) -> None:
+    (tmp_path / "exports.yaml").write_text(
+        "outputs: {local: {type: local, path: out}}\n"
+        "exports:\n"
+        "  - {name: a, tenant: acme, dataset: metrics, metrics: [http], interval: 2m,\n"
+        "     dimensions: [os.name, isp.name, city.name], start: 2026-10-01,\n"
+        "     output: {name: local}}\n"
+        "  - {name: b, tenant: acme, dataset: raw, start: 2026-10-10, end: 2026-10-01,\n"
+        "     output: {name: elsewhere}}\n"
+    )
+    done = run("validate", "exports.yaml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "exports.yaml: export 'a' (/exports/0/interval): interval '2m' is not one of 1m, 5m, "
+        "10m, 30m, 1h, 3h, 12h, 1d, 7d, 14d",
+        "exports.yaml: export 'a' (/exports/0/dimensions): at most 2 dimensions, got 3",
+        "exports.yaml: export 'b' (/exports/1/end): end 2026-10-01 00:00 is before start "
+        "2026-10-10 00:00",
+        "exports.yaml: export 'b' (/exports/1/output/name): unknown output 'elsewhere' "
+        "(outputs: local)",
+    ]

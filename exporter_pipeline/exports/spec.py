@@ -463,11 +463,23 @@ def parse_definitions(document: Any, path: Path, now: datetime | None = None) ->
         if not isinstance(body, dict):
             problems.append(f"{where}: {label} (/exports/{index}): must be a mapping")
             continue
+        output_name = (
+            (body.get("output") or {}).get("name") if isinstance(body.get("output"), dict) else None
+        )
+        if isinstance(output_name, str) and output_name not in raw_outputs:
+            known = ", ".join(sorted(raw_outputs)) or "none declared"
+            output_problem = (
+                f"{where}: {label} (/exports/{index}/output/name): unknown output "
+                f"{output_name!r} (outputs: {known})"
+            )
+        else:
+            output_problem = None
         try:
             export = ExportDefinition.model_validate(body, context={"now": now})
         except ValidationError as error:
             for pointer, message in describe_errors(error, ("exports", index)):
                 problems.append(f"{where}: {label} ({pointer}): {message}")
+            problems += [output_problem] if output_problem else []
             continue
         if export.name in seen:
             problems.append(
@@ -475,12 +487,7 @@ def parse_definitions(document: Any, path: Path, now: datetime | None = None) ->
                 f"already used by /exports/{seen[export.name]}"
             )
         seen.setdefault(export.name, index)
-        if export.output.name not in outputs and export.output.name not in raw_outputs:
-            known = ", ".join(sorted(raw_outputs)) or "none declared"
-            problems.append(
-                f"{where}: {label} (/exports/{index}/output/name): unknown output "
-                f"{export.output.name!r} (outputs: {known})"
-            )
+        problems += [output_problem] if output_problem else []
         exports.append(export)
     if problems:
         raise DefinitionError("\n".join(problems))
