@@ -17,7 +17,7 @@ instance:
 demo: setup instance
 	.venv/bin/exporter-pipeline demo
 
-test: setup
+test: setup instance
 	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests
 	.venv/bin/mypy
 	.venv/bin/dagster definitions validate -w workspace.yaml
