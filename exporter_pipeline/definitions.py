@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from exporter_pipeline.derived.assets import build_derived_assets
+from exporter_pipeline.destinations.outputs import output_resource, resource_key
 from exporter_pipeline.events.assets import build_raw_events_asset
 from exporter_pipeline.exports.factory import build_exports
 from exporter_pipeline.exports.on_demand import build_on_demand_job
@@ -22,7 +23,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *export_assets],
         jobs=[*export_jobs, build_on_demand_job(definitions)],
-        resources={"lake": LakeResource.from_settings(settings)},
+        resources={
+            "lake": LakeResource.from_settings(settings),
+            **{resource_key(n): output_resource(n, o) for n, o in definitions.outputs.items()},
+        },
     )
 
 

@@ -9,10 +9,19 @@ from __future__ import annotations
 import abc
 import contextlib
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from exporter_pipeline.destinations.retry import RetryPolicy, call_with_retries
+
+T = TypeVar("T")
+# Seed 002: download links expire after 7 days (also S3's longest presigned lifetime).
+DEFAULT_URL_TTL = timedelta(days=7)
+CHECK_PREFIX = "_exporter_check/"
 
 
 @dataclass(frozen=True)
@@ -25,13 +34,32 @@ class ObjectInfo:
 class Destination(abc.ABC):
     """A folder or bucket prefix that holds files by key."""
 
+    retry_policy: RetryPolicy = RetryPolicy()
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        return call_with_retries(call, self.retry_policy)
+
     @abc.abstractmethod
     def uri(self, key: str = "") -> str:
         """The full address of a key, for metadata and logs (never carries secrets)."""
 
     @abc.abstractmethod
+    def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
+        """Write `size` bytes from `stream` to `key` atomically: if reading the stream or the
+        upload fails part way, nothing (or the old object) is at `key`, never a part."""
+
     def put_file(self, local_path: Path, key: str) -> None:
-        """Copy a local file to `key` atomically, replacing what was there."""
+        """Copy a local file to `key` atomically, replacing what was there (retried)."""
+
+        def attempt() -> None:
+            with open(local_path, "rb") as stream:
+                self.put_stream(stream, local_path.stat().st_size, key)
+
+        self._retry(attempt)
+
+    @abc.abstractmethod
+    def signed_url(self, key: str, expires: timedelta = DEFAULT_URL_TTL) -> str:
+        """A URL that lets anyone holding it GET the object until it expires."""
 
     @abc.abstractmethod
     def download(self, key: str, local_path: Path) -> None:
@@ -47,6 +75,23 @@ class Destination(abc.ABC):
 
     def exists(self, key: str) -> bool:
         return any(o.key == key for o in self.list(key))
+
+    def check(self) -> str:
+        """Write, read back and delete a small object, as peers do when an output is created.
+
+        Returns the key used; raises a DestinationError naming what failed.
+        """
+        key = f"{CHECK_PREFIX}{uuid.uuid4().hex}.txt"
+        payload = b"exporter_pipeline output check\n"
+        self.put_bytes(payload, key)
+        try:
+            if self.get_bytes(key) != payload:
+                from exporter_pipeline.errors import PermanentDestinationError
+
+                raise PermanentDestinationError(f"{self.uri(key)}: read back other bytes")
+        finally:
+            self.delete(key)
+        return key
 
     def put_bytes(self, data: bytes, key: str) -> None:
         with tempfile.TemporaryDirectory(prefix="exporter-put-") as tmp:

@@ -7,10 +7,11 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
-from exporter_pipeline.destinations.base import Destination, ObjectInfo
+from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, ObjectInfo
 
 # Temporaries carry this prefix so a listing never shows a half-written file.
 TEMP_PREFIX = ".tmp-"
@@ -29,17 +30,25 @@ class LocalDestination(Destination):
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
 
-    def put_file(self, local_path: Path, key: str) -> None:
+    def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
         try:
-            shutil.copyfile(local_path, temp)
-            with open(temp, "rb+") as handle:
+            with open(temp, "wb") as handle:
+                shutil.copyfileobj(stream, handle, length=1 << 20)
+                handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
+
+    def signed_url(self, key: str, expires: timedelta = DEFAULT_URL_TTL) -> str:
+        """A `file://` URL: a local folder has no signatures; it is reachable on this host."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no object at {self.uri(key)}")
+        return path.as_uri()
 
     def download(self, key: str, local_path: Path) -> None:
         shutil.copyfile(self._path(key), local_path)

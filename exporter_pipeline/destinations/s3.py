@@ -6,19 +6,25 @@ part has arrived (and aborts on failure), so a final key never holds a partial o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from exporter_pipeline.destinations.base import Destination, ObjectInfo
+from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, ObjectInfo
+from exporter_pipeline.destinations.retry import RetryPolicy
 from exporter_pipeline.errors import (
     DestinationError,
     PermanentDestinationError,
     RetryableDestinationError,
 )
+
+T = TypeVar("T")
 
 PERMANENT_CODES = {
     "AccessDenied",
@@ -42,16 +48,23 @@ def classify_s3_error(error: Exception, action: str, uri: str) -> DestinationErr
         if code in PERMANENT_CODES or (400 <= status < 500 and status not in (408, 429)):
             return PermanentDestinationError(message)
         return RetryableDestinationError(message)
-    if isinstance(error, EndpointConnectionError | BotoCoreError):
+    if isinstance(error, EndpointConnectionError | BotoCoreError | ConnectionError):
         return RetryableDestinationError(f"S3 {action} failed for {uri}: {type(error).__name__}")
     return DestinationError(f"S3 {action} failed for {uri}: {type(error).__name__}")
 
 
+# Above this size uploads go in parts (committed only when all parts arrived).
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
 class S3Destination(Destination):
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str = "", retry_policy: RetryPolicy | None = None
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.retry_policy = retry_policy or RetryPolicy()
 
     @classmethod
     def from_environment(cls, bucket: str, prefix: str = "") -> S3Destination:
@@ -63,38 +76,64 @@ class S3Destination(Destination):
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
-    def put_file(self, local_path: Path, key: str) -> None:
+    def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return call()
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    raise FileNotFoundError(f"no object at {self.uri(key)}") from None
+                raise classify_s3_error(error, action, self.uri(key)) from None
+            except (OSError, FileNotFoundError):
+                raise
+            except Exception as error:
+                raise classify_s3_error(error, action, self.uri(key)) from None
+
+        return self._retry(attempt)
+
+    def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False)
         try:
-            self.client.upload_file(str(local_path), self.bucket, self._key(key))
+            self.client.upload_fileobj(stream, self.bucket, self._key(key), Config=config)
+        except OSError:
+            raise  # reading the local stream failed; the upload was aborted
         except Exception as error:
             raise classify_s3_error(error, "upload", self.uri(key)) from None
 
     def download(self, key: str, local_path: Path) -> None:
-        try:
-            self.client.download_file(self.bucket, self._key(key), str(local_path))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise FileNotFoundError(f"no object at {self.uri(key)}") from None
-            raise classify_s3_error(error, "download", self.uri(key)) from None
-        except Exception as error:
-            raise classify_s3_error(error, "download", self.uri(key)) from None
+        self._call(
+            "download",
+            key,
+            lambda: self.client.download_file(self.bucket, self._key(key), str(local_path)),
+        )
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0
-        found = []
-        try:
+
+        def listing() -> list[ObjectInfo]:
+            found = []
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
                 for item in page.get("Contents", []):
                     found.append(
                         ObjectInfo(item["Key"][strip:], item["Size"], item["LastModified"])
                     )
-        except Exception as error:
-            raise classify_s3_error(error, "list", self.uri(prefix)) from None
-        return sorted(found, key=lambda o: o.key)
+            return sorted(found, key=lambda o: o.key)
+
+        return self._call("list", prefix, listing)
 
     def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception as error:
-            raise classify_s3_error(error, "delete", self.uri(key)) from None
+        self._call(
+            "delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        )
+
+    def signed_url(self, key: str, expires: timedelta = DEFAULT_URL_TTL) -> str:
+        return self._call(
+            "sign",
+            key,
+            lambda: self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=int(expires.total_seconds()),
+            ),
+        )

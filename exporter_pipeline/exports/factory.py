@@ -14,7 +14,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.destinations.outputs import destination_for
+from exporter_pipeline.destinations.outputs import resource_key
 from exporter_pipeline.exports.catalog import DATASETS
 from exporter_pipeline.exports.execution import ExecutionResult, export_window, hours_of
 from exporter_pipeline.exports.reconcile import expected_event_rows
@@ -92,6 +92,7 @@ def build_export_asset(
         automation_condition=late_data_condition() if export.reexport_late_data else None,
         check_specs=[dg.AssetCheckSpec(check_name, asset=["exports", export.name])],
         code_version="1",
+        required_resource_keys={"lake", resource_key(export.output.name)},
         metadata={
             "dataset": export.dataset,
             "tenant": export.tenant,
@@ -100,10 +101,11 @@ def build_export_asset(
         },
     )
     def export_asset(
-        context: dg.AssetExecutionContext, lake: LakeResource
+        context: dg.AssetExecutionContext,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        lake: LakeResource = context.resources.lake
         store = lake.lake()
-        destination = destination_for(export.output.name, output)
+        destination = getattr(context.resources, resource_key(export.output.name)).destination()
         keys = context.partition_keys
         results: list[ExecutionResult] = []
         for number, key in enumerate(keys, start=1):

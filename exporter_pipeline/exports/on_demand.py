@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field, ValidationError
 
-from exporter_pipeline.destinations.outputs import destination_for
+from exporter_pipeline.destinations.outputs import resource_key
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition, describe_errors
@@ -100,9 +100,13 @@ def request_to_definition(
 
 
 def build_on_demand_job(definitions: DefinitionsFile) -> dg.JobDefinition:
-    @dg.op(name="export_task", tags={"kind": "export"})
+    @dg.op(
+        name="export_task",
+        tags={"kind": "export"},
+        required_resource_keys={"lake", *(resource_key(n) for n in definitions.outputs)},
+    )
     def export_task(
-        context: dg.OpExecutionContext, config: OnDemandExportConfig, lake: LakeResource
+        context: dg.OpExecutionContext, config: OnDemandExportConfig
     ) -> dg.Output[dict]:
         """Run one on-demand export task and publish its files and manifest."""
         export, start, end = request_to_definition(config)
@@ -112,7 +116,8 @@ def build_on_demand_job(definitions: DefinitionsFile) -> dg.JobDefinition:
                 f"export task {config.name!r} (/output): unknown output "
                 f"{export.output.name!r} (outputs: {known})"
             )
-        destination = destination_for(export.output.name, definitions.outputs[export.output.name])
+        destination = getattr(context.resources, resource_key(export.output.name)).destination()
+        lake: LakeResource = context.resources.lake
 
         def progress(done: int, total: int, label: str) -> None:
             context.log.info(f"{done}/{total} files ({done / total:.0%}), {label}")

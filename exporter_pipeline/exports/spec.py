@@ -443,6 +443,11 @@ def parse_definitions(document: Any, path: Path, now: datetime | None = None) ->
         raw_outputs = {}
     output_model = _OutputHolder
     for name, body in raw_outputs.items():
+        if not re.match(NAME_PATTERN, str(name)):
+            problems.append(
+                f"{where}: output {name!r} (/outputs/{name}): an output name must match [a-z0-9_]+"
+            )
+            continue
         try:
             outputs[name] = output_model.model_validate({"output": body}).output
         except ValidationError as error:
