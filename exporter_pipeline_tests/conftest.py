@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 
+from exporter_pipeline_tests.cloud import CLOUD_SERVERS, CloudServer
 from exporter_pipeline_tests.servers import free_port, moto_command, server_process
 
 
@@ -72,3 +74,46 @@ def lake(tmp_path: Path) -> Path:
     path = tmp_path / "lake"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def cloud_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, CloudServer]]:
+    """One running server of each cloud kind for the session (S3, GCS, Azure)."""
+    servers: dict[str, CloudServer] = {}
+    try:
+        for kind, server_type in CLOUD_SERVERS.items():
+            server = server_type(tmp_path_factory.mktemp(kind))
+            server.start()
+            servers[kind] = server
+        environment = {k: v for s in servers.values() for k, v in s.environment().items()}
+        saved = {k: os.environ.get(k) for k in environment}
+        os.environ.update(environment)
+        yield servers
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture
+def private_cloud(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], CloudServer]]:
+    """Start a server of a kind only for this test (it may be stopped and restarted)."""
+    started: list[CloudServer] = []
+
+    def start(kind: str) -> CloudServer:
+        server = CLOUD_SERVERS[kind](tmp_path)
+        server.start()
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -34,7 +34,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 @contextmanager
 def server_process(
-    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+    command: list[str],
+    port: int,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `command` in its own session; kill the whole group when done, whatever happens."""
     with open(log, "wb") as out:
@@ -44,6 +47,7 @@ def server_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **(env or {})},
+            cwd=log.parent,  # whatever a server writes beside it stays in the test's folder
         )
         try:
             wait_for_port(port, process)
@@ -68,3 +72,43 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 
 def moto_command(port: int) -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
+REPO = Path(__file__).resolve().parents[1]
+AZURITE = REPO / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's documented development account (public, not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def gcs_emulator_command(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gcp_storage_emulator",
+        "start",
+        "-H",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--in-memory",
+        "-q",
+    ]
+
+
+def azurite_command(port: int) -> list[str]:
+    if not AZURITE.exists():
+        raise RuntimeError(f"Azurite is not installed at {AZURITE}: run `make test-servers`")
+    return [
+        str(AZURITE),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--inMemoryPersistence",
+        "--skipApiVersionCheck",
+        "--silent",
+        "--loose",
+    ]

@@ -1,53 +1,162 @@
-"""The `Destination` contract, run against a local folder and a real S3-compatible server
-(moto in server mode on 127.0.0.1)."""
+"""The `Destination` contract, one test class run against all four destinations: a local
+folder, S3 (moto server), Google Cloud Storage (gcp-storage-emulator) and Azure Blob
+(Azurite), each a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import io
+import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from exporter_pipeline.destinations import Destination, destination_from_url
 from exporter_pipeline.destinations.local import LocalDestination
-from exporter_pipeline.destinations.s3 import S3Destination
 from exporter_pipeline.errors import PermanentDestinationError
-from exporter_pipeline_tests.conftest import S3Server
+from exporter_pipeline_tests.cloud import CloudServer
+
+KINDS = ["local", "s3", "gcs", "azure"]
+BIG = 20 * 1024 * 1024  # above every multipart / resumable / block threshold
 
 
-@pytest.fixture(params=["local", "s3"])
+class FailingStream(io.RawIOBase):
+    """A local file that breaks after `fail_after` bytes, like a disk error mid-upload."""
+
+    def __init__(self, fail_after: int, size: int = BIG) -> None:
+        self.sent = 0
+        self.fail_after = fail_after
+        self.size = size
+
+    def readable(self) -> bool:
+        return True
+
+    # Seekable like a real file: resumable uploads (GCS) rewind to resend a chunk.
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.sent
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        origin = {io.SEEK_SET: 0, io.SEEK_CUR: self.sent, io.SEEK_END: self.size}[whence]
+        self.sent = origin + offset
+        return self.sent
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        if self.sent >= self.fail_after:
+            raise OSError("simulated read error in the middle of the upload")
+        count = min(len(buffer), 64 * 1024)
+        buffer[:count] = b"x" * count
+        self.sent += count
+        return count
+
+
+@pytest.fixture(params=KINDS)
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destination]:
     if request.param == "local":
         yield destination_from_url(str(tmp_path / "root"))
-    else:
-        server: S3Server = request.getfixturevalue("s3_env")
-        yield destination_from_url(f"s3://{server.new_bucket()}/some/prefix")
+        return
+    servers: dict[str, CloudServer] = request.getfixturevalue("cloud_servers")
+    server = servers[request.param]
+    yield server.resource(server.new_bucket(), prefix="some/prefix").destination()
 
 
-def test_round_trip_overwrite_list_delete(destination: Destination, tmp_path: Path) -> None:
-    source = tmp_path / "payload.bin"
-    source.write_bytes(b"first")
-    destination.put_file(source, "a/b/file.csv")
-    destination.put_bytes(b"other", "a/c.csv")
-    destination.put_bytes(b"zzz", "z.csv")
-    assert destination.get_bytes("a/b/file.csv") == b"first"
-    destination.put_bytes(b"second!", "a/b/file.csv")
-    assert destination.get_bytes("a/b/file.csv") == b"second!"
+class TestDestinationContract:
+    def test_round_trip_overwrite_list_delete(
+        self, destination: Destination, tmp_path: Path
+    ) -> None:
+        source = tmp_path / "payload.bin"
+        source.write_bytes(b"first")
+        destination.put_file(source, "a/b/file.csv")
+        destination.put_bytes(b"other", "a/c.csv")
+        destination.put_bytes(b"zzz", "z.csv")
+        assert destination.get_bytes("a/b/file.csv") == b"first"
+        destination.put_bytes(b"second!", "a/b/file.csv")
+        assert destination.get_bytes("a/b/file.csv") == b"second!"
 
-    assert [(o.key, o.size) for o in destination.list()] == [
-        ("a/b/file.csv", 7),
-        ("a/c.csv", 5),
-        ("z.csv", 3),
-    ]
-    assert [o.key for o in destination.list("a/")] == ["a/b/file.csv", "a/c.csv"]
-    assert [o.key for o in destination.list("a/b")] == ["a/b/file.csv"]
-    assert destination.exists("a/c.csv") and not destination.exists("a/missing.csv")
+        assert [(o.key, o.size) for o in destination.list()] == [
+            ("a/b/file.csv", 7),
+            ("a/c.csv", 5),
+            ("z.csv", 3),
+        ]
+        assert [o.key for o in destination.list("a/")] == ["a/b/file.csv", "a/c.csv"]
+        assert [o.key for o in destination.list("a/b")] == ["a/b/file.csv"]
+        assert destination.exists("a/c.csv") and not destination.exists("a/missing.csv")
 
-    destination.delete("a/b/file.csv")
-    destination.delete("a/b/file.csv")  # deleting twice is fine
-    assert [o.key for o in destination.list()] == ["a/c.csv", "z.csv"]
-    with pytest.raises(FileNotFoundError):
-        destination.get_bytes("a/b/file.csv")
+        destination.delete("a/b/file.csv")
+        destination.delete("a/b/file.csv")  # deleting twice is fine
+        assert [o.key for o in destination.list()] == ["a/c.csv", "z.csv"]
+        with pytest.raises(FileNotFoundError):
+            destination.get_bytes("a/b/file.csv")
+
+    def test_large_file_round_trip(self, destination: Destination, tmp_path: Path) -> None:
+        payload = os.urandom(BIG)
+        (tmp_path / "big").write_bytes(payload)
+        destination.put_file(tmp_path / "big", "big.bin")
+        assert destination.get_bytes("big.bin") == payload
+
+    def test_failed_upload_leaves_nothing_at_the_final_key(self, destination: Destination) -> None:
+        with pytest.raises(OSError, match="simulated read error"):
+            destination.put_stream(io.BufferedReader(FailingStream(BIG // 2)), BIG, "new.bin")
+        assert not destination.exists("new.bin")
+        # Over an existing object, the old one stays whole.
+        destination.put_bytes(b"old", "kept.bin")
+        with pytest.raises(OSError, match="simulated read error"):
+            destination.put_stream(io.BufferedReader(FailingStream(BIG // 2)), BIG, "kept.bin")
+        assert destination.get_bytes("kept.bin") == b"old"
+        assert [o.key for o in destination.list()] == ["kept.bin"]
+
+    def test_signed_url_is_fetched_with_plain_http(self, destination: Destination) -> None:
+        destination.put_bytes(b"hello, viewer", "share/file.csv")
+        url = destination.signed_url("share/file.csv")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read() == b"hello, viewer"
+
+    def test_check_writes_reads_and_deletes(self, destination: Destination) -> None:
+        key = destination.check()
+        assert key.startswith("_exporter_check/")
+        assert destination.list() == []
+
+
+def test_azurite_refuses_tampered_and_expired_sas(cloud_servers: dict[str, CloudServer]) -> None:
+    server = cloud_servers["azure"]
+    destination = server.resource(server.new_bucket()).destination()
+    destination.put_bytes(b"private", "f.csv")
+    good = destination.signed_url("f.csv")
+    with urllib.request.urlopen(good, timeout=10) as response:
+        assert response.read() == b"private"
+    base, _, query = good.partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&"))
+    params["sig"] = ("A" if params["sig"][0] != "A" else "B") + params["sig"][1:]
+    tampered = base + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    expired = destination.signed_url("f.csv", expires=timedelta(seconds=-60))
+    for refused in (tampered, expired):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(refused, timeout=10)
+        assert error.value.code == 403
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure"])
+def test_missing_bucket_is_a_permanent_error(
+    kind: str, cloud_servers: dict[str, CloudServer]
+) -> None:
+    destination = cloud_servers[kind].resource("no-such-bucket-here").destination()
+    with pytest.raises(PermanentDestinationError) as error:
+        destination.put_bytes(b"x", "k.csv")
+    assert "no-such-bucket-here/k.csv" in str(error.value)
+
+
+def test_azure_wrong_key_is_a_permanent_error(cloud_servers: dict[str, CloudServer]) -> None:
+    server = cloud_servers["azure"]
+    wrong = "d3Jvbmcga2V5IGZvciB0ZXN0cw=="  # base64 of "wrong key for tests"
+    destination = server.resource(server.new_bucket(), account_key=wrong).destination()
+    with pytest.raises(PermanentDestinationError, match="ClientAuthenticationError|403"):
+        destination.put_bytes(b"x", "k.csv")
+    assert wrong not in str(destination.__dict__.get("uri", ""))
 
 
 def test_local_put_leaves_no_temporary_and_rejects_escapes(tmp_path: Path) -> None:
@@ -56,12 +165,6 @@ def test_local_put_leaves_no_temporary_and_rejects_escapes(tmp_path: Path) -> No
     assert sorted(p.name for p in (tmp_path / "root" / "dir").iterdir()) == ["file"]
     with pytest.raises(ValueError, match="escapes the destination root"):
         local.put_bytes(b"x", "../outside")
-
-
-def test_s3_missing_bucket_is_a_permanent_error(s3_env: S3Server) -> None:
-    missing = S3Destination.from_environment(bucket="no-such-bucket-here")
-    with pytest.raises(PermanentDestinationError, match="s3://no-such-bucket-here/k: NoSuchBucket"):
-        missing.put_bytes(b"x", "k")
 
 
 def test_unsupported_scheme_is_named() -> None:
