@@ -14,6 +14,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+import requests
 from google.api_core import exceptions as google_errors
 
 from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, ObjectInfo
@@ -51,11 +52,7 @@ def classify_gcs_error(error: Exception, action: str, uri: str) -> DestinationEr
     if isinstance(error, RETRYABLE):
         return RetryableDestinationError(message)
     # requests/urllib3 connection and timeout errors: the server may come back.
-    if (
-        isinstance(error, ConnectionError | TimeoutError)
-        or "Connection" in name
-        or "Timeout" in name
-    ):
+    if isinstance(error, ConnectionError | TimeoutError | requests.exceptions.RequestException):
         return RetryableDestinationError(message)
     return DestinationError(message)
 
@@ -88,6 +85,8 @@ class GCSDestination(Destination):
         def attempt() -> T:
             try:
                 return call()
+            except requests.exceptions.RequestException as error:
+                raise classify_gcs_error(error, action, self.uri(key)) from None
             except google_errors.NotFound:
                 if action in ("download", "delete"):
                     raise FileNotFoundError(f"no object at {self.uri(key)}") from None
@@ -108,7 +107,8 @@ class GCSDestination(Destination):
         blob.chunk_size = RESUMABLE_CHUNK if size > RESUMABLE_CHUNK else None
         try:
             blob.upload_from_file(stream, size=size, retry=None, timeout=TIMEOUT)
-        except google_errors.GoogleAPICallError as error:
+        except (google_errors.GoogleAPICallError, requests.exceptions.RequestException) as error:
+            # (requests' errors are OSErrors too: they must not pass for a local read error)
             raise classify_gcs_error(error, "upload", self.uri(key)) from None
         except OSError:
             raise  # the local stream failed; the upload was never completed
