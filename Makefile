@@ -4,7 +4,7 @@ UV := python3 -m uv
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 
-.PHONY: setup instance demo test lint ui
+.PHONY: setup instance test-servers demo test lint ui
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -14,10 +14,15 @@ instance:
 	@mkdir -p "$(DAGSTER_HOME)"
 	@cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
+# Azurite (Azure Storage emulator) for the tests, from npm, pinned by tools/azurite.
+test-servers:
+	@test -x tools/azurite/node_modules/.bin/azurite-blob || \
+		(cd tools/azurite && npm ci --no-audit --no-fund --loglevel=error)
+
 demo: setup instance
 	.venv/bin/exporter-pipeline demo
 
-test: setup instance
+test: setup instance test-servers
 	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests
 	.venv/bin/mypy
 	.venv/bin/dagster definitions validate -w workspace.yaml

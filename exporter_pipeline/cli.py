@@ -57,6 +57,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test_output(args: argparse.Namespace) -> int:
+    from exporter_pipeline.destinations.outputs import destination_for
+    from exporter_pipeline.errors import DestinationError
+    from exporter_pipeline.exports.spec import load_definitions_file
+
+    path = Path(args.file or Settings.from_env().exports_file)
+    try:
+        outputs = load_definitions_file(path).outputs
+    except DefinitionError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.name not in outputs:
+        known = ", ".join(sorted(outputs)) or "none declared"
+        print(f"{path}: no output named {args.name!r} (outputs: {known})", file=sys.stderr)
+        return 1
+    try:
+        destination = destination_for(args.name, outputs[args.name])
+        key = destination.check()
+    except DestinationError as error:
+        print(f"output {args.name!r}: check failed: {error}", file=sys.stderr)
+        return 1
+    print(f"output {args.name!r} ({destination.uri()}): wrote, read back and deleted {key}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter_pipeline.demo import run_demo
 
@@ -102,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "file", nargs="?", help="definitions file (default: EXPORTER_EXPORTS_FILE)"
     )
     validate.set_defaults(run=cmd_validate)
+
+    test_output = commands.add_parser(
+        "test-output", help="check an output: write, read back and delete a small object"
+    )
+    test_output.add_argument("name", help="output name in the definitions file")
+    test_output.add_argument("--file", help="definitions file (default: EXPORTER_EXPORTS_FILE)")
+    test_output.set_defaults(run=cmd_test_output)
 
     demo = commands.add_parser("demo", help="simulate a day for two tenants and materialize it")
     demo.add_argument("--day", help="UTC day to simulate (default: yesterday)")

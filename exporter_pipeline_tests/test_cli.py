@@ -109,3 +109,28 @@ def test_validate_checks_the_export_schema(tmp_path: Path) -> None:
         "exports.yaml: export 'b' (/exports/1/output/name): unknown output 'elsewhere' "
         "(outputs: local)",
     ]
+
+
+def test_test_output_checks_a_local_output(tmp_path: Path) -> None:
+    (tmp_path / "exports.yaml").write_text("outputs: {here: {type: local, path: out}}\n")
+    done = run("test-output", "here", "--file", "exports.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        f"output 'here' ({tmp_path / 'out'}): wrote, read back and deleted _exporter_check/"
+    )
+    assert list((tmp_path / "out").rglob("*")) == []
+    missing = run("test-output", "there", "--file", "exports.yaml", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "exports.yaml: no output named 'there' (outputs: here)"
+
+
+def test_test_output_names_a_missing_environment_variable(tmp_path: Path) -> None:
+    (tmp_path / "exports.yaml").write_text(
+        "outputs: {s3: {type: s3, bucket: b, access_key_id_env: NOT_SET_ANYWHERE_KEY}}\n"
+    )
+    done = run("test-output", "s3", "--file", "exports.yaml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "output 's3': check failed: output 's3': environment "
+        "variable NOT_SET_ANYWHERE_KEY is not set"
+    )

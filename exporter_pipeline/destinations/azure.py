@@ -40,7 +40,9 @@ def classify_azure_error(error: Exception, action: str, uri: str) -> Destination
         return RetryableDestinationError(message)
     if isinstance(error, azure_errors.HttpResponseError):
         status = error.status_code or 0
-        message = f"{message} ({status} {getattr(error, 'error_code', None) or ''})".rstrip()
+        code = getattr(error, "error_code", None)
+        code = getattr(code, "value", code)  # the service's own name, e.g. AuthorizationFailure
+        message = f"{message} ({status} {code or ''})".rstrip()
         if status >= 500 or status in (408, 429):
             return RetryableDestinationError(message)
         return PermanentDestinationError(message)

@@ -1,0 +1,131 @@
+"""Secrets named by the definitions file (S3 keys on a moto server, Azure's account key on
+Azurite) reach the clients through `dg.EnvVar` and appear nowhere else: not in run config,
+tags, the event log, metadata, the code location snapshot the UI reads, error files or
+raised errors — for a successful and for a failing run."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._serdes import serialize_value
+
+from exporter_pipeline.definitions import build_definitions
+from exporter_pipeline.settings import Settings
+from exporter_pipeline_tests.cloud import CloudServer
+from exporter_pipeline_tests.exports.conftest import DAY, Lake
+from exporter_pipeline_tests.servers import AZURITE_KEY
+
+
+def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    logs = instance.all_logs(run_id)
+    return "\n".join(
+        [
+            serialize_value(run.run_config),
+            serialize_value(run.tags),
+            *(serialize_value(entry) for entry in logs),
+        ]
+    )
+
+
+def test_secrets_stay_in_the_environment(
+    lake: Lake,
+    cloud_servers: dict[str, CloudServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    s3, azure = cloud_servers["s3"], cloud_servers["azure"]
+    key_id, secret = f"AKIA{secrets.token_hex(8)}", secrets.token_urlsafe(30)
+    monkeypatch.setenv("T_S3_ENDPOINT", s3.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("T_S3_KEY", key_id)
+    monkeypatch.setenv("T_S3_SECRET", secret)
+    monkeypatch.setenv("T_AZ_URL", azure.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("T_AZ_KEY", AZURITE_KEY)
+    bucket, container = s3.new_bucket(), azure.new_bucket()
+    document = {
+        "outputs": {
+            "acme_s3": {
+                "type": "s3",
+                "bucket": bucket,
+                "region": "us-east-1",
+                "endpoint_url_env": "T_S3_ENDPOINT",
+                "access_key_id_env": "T_S3_KEY",
+                "secret_access_key_env": "T_S3_SECRET",
+            },
+            "gone_s3": {
+                "type": "s3",
+                "bucket": "no-such-bucket-x",
+                "region": "us-east-1",
+                "endpoint_url_env": "T_S3_ENDPOINT",
+                "access_key_id_env": "T_S3_KEY",
+                "secret_access_key_env": "T_S3_SECRET",
+            },
+            "acme_az": {
+                "type": "azure",
+                "container": container,
+                "account_url_env": "T_AZ_URL",
+                "account_key_env": "T_AZ_KEY",
+            },
+        },
+        "exports": [
+            {
+                "name": n,
+                "tenant": "acme",
+                "dataset": "raw",
+                "format": "csv",
+                "cadence": "hourly",
+                "start": "2026-10-01T00:00:00Z",
+                "output": {"name": o, "path": "x"},
+            }
+            for n, o in (("to_s3", "acme_s3"), ("to_az", "acme_az"), ("broken", "gone_s3"))
+        ],
+    }
+    (tmp_path / "exports.yaml").write_text(yaml.safe_dump(document))
+    settings = Settings.from_env(
+        {
+            "EXPORTER_LAKE_URL": str(lake.root),
+            "EXPORTER_EXPORTS_FILE": str(tmp_path / "exports.yaml"),
+            "EXPORTER_PARTITIONS_START": "2026-09-01",
+        }
+    )
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    hour = f"{DAY:%Y-%m-%d-%H:%M}"
+
+    recorded = []
+    for name in ("to_s3", "to_az"):
+        result = defs.resolve_job_def(f"export_{name}").execute_in_process(
+            instance=instance, partition_key=hour
+        )
+        assert result.success
+        recorded.append(everything_recorded(instance, result.run_id))
+    assert [o.key for o in s3.resource(bucket).destination().list()] == [
+        "x/2026-10-01-00-00.csv",
+        "x/_manifests/2026-10-01-00-00_2026-10-01-01-00.json",
+    ]
+
+    failed = defs.resolve_job_def("export_broken").execute_in_process(
+        instance=instance, partition_key=hour, raise_on_error=False
+    )
+    assert not failed.success
+    failure_text = everything_recorded(instance, failed.run_id)
+    assert "NoSuchBucket" in failure_text  # the reason is there, the secret is not
+    recorded.append(failure_text)
+
+    repository = defs.get_repository_def()
+    recorded.append(serialize_value(RepositorySnap.from_def(repository)))
+    captured = capfd.readouterr()
+    recorded += [captured.out, captured.err]
+
+    for text in recorded:
+        for value in (secret, key_id, AZURITE_KEY):
+            assert value not in text
+    # The UI shows where a secret comes from, by name.
+    assert "T_S3_SECRET" in recorded[-3]
