@@ -4,11 +4,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from exporter_pipeline.delivery.jobs import build_delivery
 from exporter_pipeline.derived.assets import build_derived_assets
 from exporter_pipeline.destinations.outputs import output_resource, resource_key
 from exporter_pipeline.events.assets import build_raw_events_asset
 from exporter_pipeline.exports.factory import build_exports
 from exporter_pipeline.exports.on_demand import build_on_demand_job
+from exporter_pipeline.exports.schedules import build_export_schedule
 from exporter_pipeline.exports.spec import load_definitions_file
 from exporter_pipeline.lake import LakeResource
 from exporter_pipeline.partitions import hourly_partitions_def
@@ -20,12 +22,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     hours = hourly_partitions_def(settings)
     definitions = load_definitions_file(Path(settings.exports_file))
     export_assets, export_jobs = build_exports(definitions)
+    delivery_job, delivery_sensors, delivery_resources = build_delivery(definitions, settings)
     return dg.Definitions(
         assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *export_assets],
-        jobs=[*export_jobs, build_on_demand_job(definitions)],
+        jobs=[*export_jobs, build_on_demand_job(definitions), delivery_job],
+        schedules=[build_export_schedule(e) for e in definitions.exports if e.schedule],
+        sensors=delivery_sensors,
         resources={
             "lake": LakeResource.from_settings(settings),
             **{resource_key(n): output_resource(n, o) for n, o in definitions.outputs.items()},
+            **delivery_resources,
         },
     )
 

@@ -113,6 +113,9 @@ class OutputRef(_Strict):
 class WebhookDelivery(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://")]
     secret_env: EnvName
+    # Retries of 5xx, 408, 429, timeouts and connection errors, with exponential backoff.
+    attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    backoff_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0
 
 
 class Delivery(_Strict):

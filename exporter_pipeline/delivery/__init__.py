@@ -1,0 +1,1 @@
+"""Delivery: manifests seen in the bucket, signed webhooks (Standard Webhooks) and email."""
