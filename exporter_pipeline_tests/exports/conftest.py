@@ -31,18 +31,22 @@ class Lake:
         return [str(self.root / hourly_key(dataset, hour)) for hour in HOURS]
 
 
-def build_lake(root: Path, events_per_hour: int = 4000, seed: int = 21) -> Lake:
+def build_lake(
+    root: Path, events_per_hour: int = 4000, seed: int = 21, hours: int = len(HOURS)
+) -> Lake:
+    """Simulated landing files ingested into a lake, with both derived data sets."""
     landing = root / "landing"
-    simulate(landing, ["acme", "globex"], DAY, DAY + timedelta(hours=2), events_per_hour, seed=seed)
+    end = DAY + timedelta(hours=hours)
+    simulate(landing, ["acme", "globex"], DAY, end, events_per_hour, seed=seed)
     store = destination_from_url(str(root / "lake"))
-    for hour in HOURS:
+    for hour in (DAY + timedelta(hours=h) for h in range(hours)):
         ingest_hour(hour, destination_from_url(str(landing)), store)
         raw = pl.scan_parquet(root / "lake" / hourly_key("raw_events", hour))
         for name, transform in (
             ("view_segments", view_segments),
             ("delivery_metrics", delivery_metrics),
         ):
-            work = root / f"work-{name}-{hour:%H}"
+            work = root / f"work-{name}-{hour:%Y%m%d%H}"
             work.mkdir()
             write_hourly(store, name, hour, transform(raw), work)
     return Lake(root / "lake", store)

@@ -1,0 +1,174 @@
+"""A running deployment for end-to-end tests: `dagster dev` (webserver + daemon) on a free
+port with a temporary DAGSTER_HOME, on SQLite or on a throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from exporter_pipeline_tests.servers import REPO, free_port, stop_group, wait_for_port
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class Postgres:
+    port: int
+    database: str = "dagster"
+    user: str = "postgres"
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root; CI and these machines run tests as root.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    initdb = shutil.which("initdb") or str(PG_BIN / "initdb")
+    pg_ctl = shutil.which("pg_ctl") or str(PG_BIN / "pg_ctl")
+    if not Path(initdb).exists():
+        pytest.fail("PostgreSQL is not installed: `make test-servers` installs it")
+    root = tmp_path_factory.mktemp("pg")
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    subprocess.run(
+        _as_postgres_user([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    options = f"-p {port} -h 127.0.0.1 -k {sockets} -F"
+    subprocess.run(
+        _as_postgres_user(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-c",
+                "create database dagster",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield Postgres(port)
+    finally:
+        subprocess.run(
+            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )
+
+
+@dataclass
+class Deployment:
+    url: str
+    home: Path
+    root: Path
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]  # type: ignore[no-any-return]
+
+
+def instance_yaml(home: Path, postgres: Postgres | None) -> None:
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    # Short intervals so a test sees sensors and backfills move within seconds.
+    config["sensors"] = {"use_threads": True, "num_workers": 2}
+    if postgres is not None:
+        config["storage"] = {
+            "postgres": {
+                "postgres_db": {
+                    "scheme": "postgresql+psycopg2",
+                    "hostname": "127.0.0.1",
+                    "port": postgres.port,
+                    "db_name": postgres.database,
+                    "username": postgres.user,
+                    "password": "unused",
+                }
+            }
+        }
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+def start_dagster_dev(
+    root: Path, env: dict[str, str], postgres: Postgres | None
+) -> Iterator[Deployment]:
+    home = root / "dagster_home"
+    home.mkdir()
+    instance_yaml(home, postgres)
+    port = free_port()
+    log = open(root / "dagster-dev.log", "wb")  # noqa: SIM115 (closed after the process)
+    process = subprocess.Popen(
+        [
+            str(REPO / ".venv" / "bin" / "dagster"),
+            "dev",
+            "-w",
+            str(REPO / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+    )
+    try:
+        wait_for_port(port, process, timeout=180)
+        deployment = Deployment(f"http://127.0.0.1:{port}", home, root)
+        _wait_for_code_location(deployment, process)
+        yield deployment
+    finally:
+        stop_group(process)
+        log.close()
+
+
+def _wait_for_code_location(deployment: Deployment, process: subprocess.Popen[bytes]) -> None:
+    query = """{ workspaceOrError { ... on Workspace { locationEntries {
+        name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "dagster dev exited"
+        try:
+            entries = deployment.graphql(query)["workspaceOrError"]["locationEntries"]
+        except (requests.RequestException, AssertionError):
+            entries = []
+        if entries and entries[0]["loadStatus"] == "LOADED":
+            loaded = entries[0]["locationOrLoadError"]
+            assert loaded["__typename"] == "RepositoryLocation", loaded
+            return
+        time.sleep(1)
+    raise TimeoutError("the code location did not load within 180 s")
+
+
+from exporter_pipeline_tests.delivery.conftest import receiver  # noqa: E402, F401 (shared)
