@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     pg_ctl = shutil.which("pg_ctl") or str(PG_BIN / "pg_ctl")
     if not Path(initdb).exists():
         pytest.fail("PostgreSQL is not installed: `make test-servers` installs it")
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's folders: those are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="exporter-pg-"))
     data, sockets = root / "data", root / "sockets"
     sockets.mkdir()
     if os.geteuid() == 0:
