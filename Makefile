@@ -14,10 +14,14 @@ instance:
 	@mkdir -p "$(DAGSTER_HOME)"
 	@cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
-# Azurite (Azure Storage emulator) for the tests, from npm, pinned by tools/azurite.
+# What the tests run besides Python: Azurite (Azure Storage emulator) from npm, pinned by
+# tools/azurite; PostgreSQL and Chromium from Debian, for the end-to-end suite.
 test-servers:
 	@test -x tools/azurite/node_modules/.bin/azurite-blob || \
 		(cd tools/azurite && npm ci --no-audit --no-fund --loglevel=error)
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium postgresql >/dev/null; fi
 
 demo: setup instance
 	.venv/bin/exporter-pipeline demo

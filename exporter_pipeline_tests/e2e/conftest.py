@@ -19,7 +19,9 @@ import yaml
 
 from exporter_pipeline_tests.servers import REPO, free_port, stop_group, wait_for_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_BIN = next(
+    iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/usr/lib/postgresql/15/bin")
+)
 
 
 @dataclass
@@ -127,7 +129,7 @@ def start_dagster_dev(
     home.mkdir()
     instance_yaml(home, postgres)
     port = free_port()
-    log = open(root / "dagster-dev.log", "wb")  # noqa: SIM115 (closed after the process)
+    log = open(root / "dagster-dev.log", "wb")
     process = subprocess.Popen(
         [
             str(REPO / ".venv" / "bin" / "dagster"),
@@ -153,6 +155,13 @@ def start_dagster_dev(
     finally:
         stop_group(process)
         log.close()
+        # Nothing of the deployment is left running: its whole process group is gone.
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            pass
+        else:
+            raise AssertionError("dagster dev left processes behind")
 
 
 def _wait_for_code_location(deployment: Deployment, process: subprocess.Popen[bytes]) -> None:
@@ -174,3 +183,39 @@ def _wait_for_code_location(deployment: Deployment, process: subprocess.Popen[by
 
 
 from exporter_pipeline_tests.delivery.conftest import receiver  # noqa: E402, F401 (shared)
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1440,900",
+    "--virtual-time-budget=20000",
+]
+
+
+def browser(url: str, out: Path, profile: Path) -> str:
+    """Open `url` in headless Chromium: save a screenshot to `out`, return the rendered DOM."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Chromium is not installed: `make test-servers` installs it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    common = [chromium, *CHROMIUM_FLAGS]
+    subprocess.run(
+        [*common, f"--user-data-dir={profile}-shot", f"--screenshot={out}", url],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dom = subprocess.run(
+        [*common, f"--user-data-dir={profile}-dom", "--dump-dom", url],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return dom.stdout.decode(errors="replace")

@@ -24,13 +24,19 @@ from standardwebhooks import Webhook
 
 from exporter_pipeline_tests.cloud import CloudServer
 from exporter_pipeline_tests.delivery.conftest import Receiver
-from exporter_pipeline_tests.e2e.conftest import Deployment, Postgres, start_dagster_dev
+from exporter_pipeline_tests.e2e.conftest import (
+    ARTIFACTS,
+    Deployment,
+    Postgres,
+    browser,
+    start_dagster_dev,
+)
 from exporter_pipeline_tests.exports.conftest import build_lake
 
 SECRET = "whsec_" + base64.b64encode(b"end-to-end webhook secret bytes!").decode()
 LOCATION = {"repositoryLocationName": "exporter_pipeline", "repositoryName": "__repository__"}
 RUNS = """query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
-    runId status jobName tags { key value } } } } }"""
+    runId status jobName startTime endTime tags { key value } } } } }"""
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
     ... on PartitionBackfill { id status } } }"""
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -215,6 +221,26 @@ def test_ui_launch_backfill_sensor_and_schedule(
             dev, tags=[{"key": "dagster/schedule_name", "value": "export_e2e_sched_schedule"}]
         )
 
+    # What a person sees: the job page and the export's partitions, in a real browser.
+    storage = (
+        "postgres" if (dev.home / "dagster.yaml").read_text().count("postgres_db") else "sqlite"
+    )
+    job_page = browser(
+        f"{dev.url}/locations/exporter_pipeline/jobs/export_e2e_daily",
+        ARTIFACTS / f"e2e-{storage}-job.png",
+        dev.root / "chromium",
+    )
+    assert "export_e2e_daily" in job_page and "tenant: acme" in job_page
+    assert "Executions of export e2e_daily (tenant acme)." in job_page
+    partitions_page = browser(
+        f"{dev.url}/assets/exports/e2e_daily?view=partitions",
+        ARTIFACTS / f"e2e-{storage}-partitions.png",
+        dev.root / "chromium",
+    )
+    for day in ("2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"):
+        assert day in partitions_page
+    assert "Materialized" in partitions_page
+
     ticked = wait_for(scheduled, 200, "the schedule's run")[0]
     tick_time = (
         datetime.fromtimestamp(
@@ -233,3 +259,31 @@ def test_ui_launch_backfill_sensor_and_schedule(
         expected_hour = tick_time.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     assert ticked["tags"]["dagster/partition"] == f"{expected_hour:%Y-%m-%d-%H:%M}"
     assert ticked["tags"]["export"] == "e2e_sched" and ticked["tags"]["tenant"] == "acme"
+
+
+def test_one_tenant_backlog_leaves_room_for_another(
+    deployment: tuple[Deployment, dict[str, Any]],
+) -> None:
+    """Four runs of acme, then one of globex: acme never has more than 2 runs at once
+    (its pool's limit), and globex starts before acme's queue has drained."""
+    dev, _ = deployment
+    acme = [
+        launch(dev, "export_e2e_daily", {"dagster/partition": f"2026-10-0{d}"})
+        for d in (1, 2, 3, 4)
+    ]
+    globex = launch(dev, "export_e2e_s3", {"dagster/partition": "2026-10-01-07:00"})
+
+    def all_done() -> list[dict[str, Any]]:
+        found = {r["runId"]: r for r in runs(dev)}
+        ours = [found.get(i) for i in (*acme, globex)]
+        return ours if all(r and r["status"] in TERMINAL for r in ours) else []  # type: ignore[return-value]
+
+    finished = wait_for(all_done, 240, "the five runs")
+    assert {r["status"] for r in finished} == {"SUCCESS"}
+    acme_runs, globex_run = finished[:4], finished[4]
+    spans = [(r["startTime"], r["endTime"]) for r in acme_runs]
+    # At any acme start, acme runs in progress: never more than 2, and 2 did overlap (the
+    # limit was reached, so the others had to wait in the queue).
+    overlaps = [sum(1 for s, e in spans if s <= start < e) for start, _ in spans]
+    assert max(overlaps) == 2, spans
+    assert globex_run["startTime"] < max(s for s, _ in spans)
