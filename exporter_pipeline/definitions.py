@@ -14,6 +14,7 @@ from exporter_pipeline.exports.schedules import build_export_schedule
 from exporter_pipeline.exports.spec import load_definitions_file
 from exporter_pipeline.lake import LakeResource
 from exporter_pipeline.partitions import hourly_partitions_def
+from exporter_pipeline.privacy.jobs import build_privacy_jobs
 from exporter_pipeline.settings import Settings
 
 
@@ -23,10 +24,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     definitions = load_definitions_file(Path(settings.exports_file))
     export_assets, export_jobs = build_exports(definitions)
     delivery_job, delivery_sensors, delivery_resources = build_delivery(definitions, settings)
+    privacy_jobs, privacy_schedules = build_privacy_jobs(definitions)
     return dg.Definitions(
         assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *export_assets],
-        jobs=[*export_jobs, build_on_demand_job(definitions), delivery_job],
-        schedules=[build_export_schedule(e) for e in definitions.exports if e.schedule],
+        jobs=[*export_jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
+        schedules=[
+            *(build_export_schedule(e) for e in definitions.exports if e.schedule),
+            *privacy_schedules,
+        ],
         sensors=delivery_sensors,
         resources={
             "lake": LakeResource.from_settings(settings),

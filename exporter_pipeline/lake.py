@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -62,3 +63,20 @@ def write_hourly(
     rows = pl.scan_parquet(local).select(pl.len()).collect().item()
     lake.put_file(local, key)
     return key, int(rows), local.stat().st_size, sha256_of(local)
+
+
+_HOUR_KEY = re.compile(r"^(?P<dataset>[a-z_]+)/dt=(?P<day>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/")
+
+
+def lake_hours(lake: Destination, dataset: str) -> list[datetime]:
+    """Every hour the lake holds a file of `dataset` for, oldest first."""
+    hours = set()
+    for info in lake.list(f"{dataset}/"):
+        match = _HOUR_KEY.match(info.key)
+        if match and info.key == hourly_key(dataset, _parse_hour(match)):
+            hours.add(_parse_hour(match))
+    return sorted(hours)
+
+
+def _parse_hour(match: re.Match[str]) -> datetime:
+    return datetime.strptime(f"{match['day']} {match['hour']}", "%Y-%m-%d %H").replace(tzinfo=UTC)

@@ -2,7 +2,8 @@
 
 Every record that arrives is accounted for: it is written to the hour's events file,
 dropped as a repeat of an earlier `event_id`, or quarantined with the first reason it
-failed. `rows_in == rows_written + duplicates + quarantined` always holds.
+failed, or, for a user erased earlier, dropped before anything else and kept nowhere.
+`rows_in == rows_written + duplicates + quarantined + erased` always holds.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from exporter_pipeline.events.schema import (
 )
 from exporter_pipeline.exports.manifest import sha256_of
 from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key
+from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_tombstones
 
 ISO_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
 
@@ -48,6 +50,8 @@ class IngestReport:
     rows_written: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    # Records of users erased earlier (right to erasure): dropped, kept nowhere.
+    erased: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     rows_by_tenant: dict[str, int] = field(default_factory=dict)
     bytes_written: int = 0
@@ -172,15 +176,26 @@ def ingest_hour(
                 report.ignored_files.append(info.key)
                 continue
             report.landing_files.append(info.key)
-            staged = work / f"staged-{number:05d}.parquet"
+            staged_file = work / f"staged-{number:05d}.parquet"
             with landing.local_copy(info.key) as local:
-                stage_landing_file(local, info.key, fmt, staged)
-            staged_files.append(staged)
+                stage_landing_file(local, info.key, fmt, staged_file)
+            staged_files.append(staged_file)
 
-        if staged_files:
-            rows = classified(pl.scan_parquet(staged_files), hour)
-        else:
-            rows = classified(pl.LazyFrame(schema=STAGED_SCHEMA), hour)
+        staged = (
+            pl.scan_parquet(staged_files) if staged_files else pl.LazyFrame(schema=STAGED_SCHEMA)
+        )
+        rows_in = staged.select(pl.len()).collect().item()
+        tombstones = load_tombstones(lake)
+        if tombstones:
+            erased = erased_pairs(staged, tombstones, lake_salt(lake))
+            staged = staged.join(
+                erased.lazy(),
+                how="anti",
+                nulls_equal=False,
+                left_on=[pl.col("tenant").str.strip_chars(), pl.col("user_id").str.strip_chars()],
+                right_on=["tenant", "user_id"],
+            )
+        rows = classified(staged, hour)
 
         events_file = work / "events.parquet"
         valid = rows.filter(pl.col("_reason").is_null())
@@ -206,7 +221,8 @@ def ingest_hour(
         counts = rows.select(
             pl.len().alias("rows_in"), pl.col("_reason").is_null().sum().alias("valid")
         ).collect()
-        report.rows_in = int(counts["rows_in"][0])
+        report.rows_in = int(rows_in)
+        report.erased = int(rows_in) - int(counts["rows_in"][0])
         written = pl.scan_parquet(events_file)
         by_tenant = written.group_by("tenant").len().sort("tenant").collect()
         report.rows_by_tenant = dict(zip(by_tenant["tenant"], by_tenant["len"], strict=True))
@@ -215,6 +231,9 @@ def ingest_hour(
         reasons = pl.scan_parquet(quarantine_file).group_by("reason").len().collect()
         report.reasons = dict(sorted(zip(reasons["reason"], reasons["len"], strict=True)))
         report.quarantined = sum(report.reasons.values())
+        assert report.rows_in == (
+            report.rows_written + report.duplicates + report.quarantined + report.erased
+        )
 
         # Events first, then quarantine: both keys are replaced whole, never appended to.
         lake.put_file(events_file, hourly_key("raw_events", hour))

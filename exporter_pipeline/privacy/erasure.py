@@ -1,0 +1,225 @@
+"""Right to erasure: remove one user of one tenant from everything this service holds.
+
+1. A tombstone is recorded first, so landing files that arrive for the user from now on
+   are dropped at ingest (also when an hour is re-ingested).
+2. Every raw hour holding the user is rewritten without the user's rows, atomically per
+   hour; so are its quarantine file (records are matched on their tenant and user_id),
+   and the hour's derived data sets are recomputed from the rewritten raw hour.
+3. Export windows of the tenant's exports to *managed* outputs that hold an affected
+   hour and were exported before (a manifest exists) are exported again, which replaces
+   their files and manifest (and so re-delivers them).
+4. An audit entry records who asked, when, the partitions touched and the rows removed;
+   it names the subject only by its salted hash.
+
+Not reached (and listed in the audit entry): files already delivered to outputs we do
+not manage, copies receivers made of them, and the landing files themselves, which are
+kept until retention removes them (their records are dropped by the tombstone whenever
+they are read).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from exporter_pipeline.derived.delivery_metrics import delivery_metrics
+from exporter_pipeline.derived.view_segments import view_segments
+from exporter_pipeline.destinations import Destination
+from exporter_pipeline.exports.catalog import DATASETS
+from exporter_pipeline.exports.execution import export_window, hours_of
+from exporter_pipeline.exports.naming import manifest_key
+from exporter_pipeline.exports.spec import ExportDefinition
+from exporter_pipeline.lake import hourly_key, lake_hours, write_hourly
+from exporter_pipeline.privacy.tombstones import add_tombstone, lake_salt, subject_of
+
+AUDIT_FOLDER = "_privacy/audit"
+# An export's destination, and whether this service manages that output.
+OutputsOf = Callable[[ExportDefinition], tuple[Destination, bool]]
+DERIVED = {"view_segments": view_segments, "delivery_metrics": delivery_metrics}
+
+
+@dataclass
+class ErasureReport:
+    request_id: str
+    subject: str
+    hours: list[str] = field(default_factory=list)
+    rows_removed: dict[str, int] = field(default_factory=dict)
+    exports_regenerated: list[str] = field(default_factory=list)
+    not_reached: list[str] = field(default_factory=list)
+    audit_key: str = ""
+
+
+def _quarantine_matches(tenant: str, user_id: str) -> pl.Expr:
+    record = pl.col("record")
+    fields = record.str.json_path_match("$.tenant"), record.str.json_path_match("$.user_id")
+    return (fields[0] == tenant).fill_null(False) & (fields[1] == user_id).fill_null(False)
+
+
+def erase_user(
+    lake: Destination,
+    tenant: str,
+    user_id: str,
+    requested_by: str,
+    exports: list[ExportDefinition],
+    outputs: OutputsOf,
+    run_id: str,
+    log: Callable[[str], None] = lambda _: None,
+) -> ErasureReport:
+    """Erase the user; `outputs(export)` gives an export's destination and whether we manage it."""
+    salt = lake_salt(lake)
+    report = ErasureReport(request_id=uuid.uuid4().hex, subject=subject_of(salt, tenant, user_id))
+    add_tombstone(lake, report.subject, report.request_id)
+    removed = {"raw_events": 0, "raw_events_quarantine": 0, "view_segments": 0}
+    affected: list[datetime] = []
+    is_user = (pl.col("tenant") == tenant) & (pl.col("user_id") == user_id)
+    for hour in lake_hours(lake, "raw_events"):
+        with (
+            tempfile.TemporaryDirectory(prefix="erasure-") as tmp,
+            lake.local_copy(hourly_key("raw_events", hour)) as raw_file,
+        ):
+            work = Path(tmp)
+            count = pl.scan_parquet(raw_file).filter(is_user).select(pl.len()).collect().item()
+            quarantine_count = _quarantined_count(lake, hour, tenant, user_id, work)
+            if not count and not quarantine_count:
+                continue
+            affected.append(hour)
+            if count:
+                kept = pl.scan_parquet(raw_file).filter(~is_user)
+                rewritten = work / "raw"
+                rewritten.mkdir()
+                write_hourly(lake, "raw_events", hour, kept, rewritten)
+                removed["raw_events"] += count
+                raw_now = work / "raw" / "events.parquet"
+                before = _segments_of_user(lake, hour, tenant, user_id)
+                for dataset, transform in DERIVED.items():
+                    folder = work / dataset
+                    folder.mkdir()
+                    write_hourly(lake, dataset, hour, transform(pl.scan_parquet(raw_now)), folder)
+                removed["view_segments"] += before
+            if quarantine_count:
+                _rewrite_quarantine(lake, hour, tenant, user_id, work)
+                removed["raw_events_quarantine"] += quarantine_count
+        log(f"{hour:%Y-%m-%d %H:00}: removed {count} events, {quarantine_count} quarantined")
+    report.hours = [f"{h:%Y-%m-%d-%H:%M}" for h in affected]
+    report.rows_removed = removed
+    _regenerate_exports(report, affected, tenant, exports, outputs, lake, run_id, log)
+    report.not_reached += [
+        "landing files (kept until retention; the tombstone drops their records on ingest)",
+        "copies of delivered files made by receivers",
+    ]
+    report.audit_key = _write_audit(lake, report, tenant, requested_by)
+    return report
+
+
+def _quarantined_count(
+    lake: Destination, hour: datetime, tenant: str, user_id: str, work: Path
+) -> int:
+    key = hourly_key("raw_events_quarantine", hour)
+    if not lake.exists(key):
+        return 0
+    local = work / "quarantine-in.parquet"
+    lake.download(key, local)
+    return int(
+        pl.scan_parquet(local)
+        .filter(_quarantine_matches(tenant, user_id))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+
+
+def _rewrite_quarantine(
+    lake: Destination, hour: datetime, tenant: str, user_id: str, work: Path
+) -> None:
+    kept = pl.scan_parquet(work / "quarantine-in.parquet").filter(
+        ~_quarantine_matches(tenant, user_id)
+    )
+    folder = work / "quarantine"
+    folder.mkdir()
+    _, rows, _, _ = write_hourly(lake, "raw_events_quarantine", hour, kept, folder)
+    if rows == 0:
+        lake.delete(hourly_key("raw_events_quarantine", hour))
+
+
+def _segments_of_user(lake: Destination, hour: datetime, tenant: str, user_id: str) -> int:
+    key = hourly_key("view_segments", hour)
+    if not lake.exists(key):
+        return 0
+    with lake.local_copy(key) as path:
+        return int(
+            pl.scan_parquet(path)
+            .filter((pl.col("tenant") == tenant) & (pl.col("user_id") == user_id))
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+
+
+def _regenerate_exports(
+    report: ErasureReport,
+    affected: list[datetime],
+    tenant: str,
+    exports: list[ExportDefinition],
+    outputs: Callable[[ExportDefinition], tuple[Destination, bool]],
+    lake: Destination,
+    run_id: str,
+    log: Callable[[str], None],
+) -> None:
+    from exporter_pipeline.exports.factory import export_partitions_def
+
+    for export in exports:
+        if export.tenant != tenant:
+            continue
+        destination, managed = outputs(export)
+        if not managed:
+            report.not_reached.append(
+                f"export {export.name}: output {export.output.name} is not managed"
+            )
+            continue
+        partitions_def = export_partitions_def(export)
+        windows = set()
+        for hour in affected:
+            key = partitions_def.get_partition_key_for_timestamp(hour.timestamp())
+            window = partitions_def.time_window_for_partition_key(key)
+            windows.add((window.start, window.end))
+        for start, end in sorted(windows):
+            if not destination.exists(manifest_key(export.output.path, start, end)):
+                continue  # never exported: nothing to regenerate
+            if any(
+                not lake.exists(hourly_key(s, h))
+                for h in hours_of(start, end)
+                for s in DATASETS[export.dataset].sources
+            ):
+                report.not_reached.append(
+                    f"export {export.name} {start:%Y-%m-%d %H:%M}: lake hours missing"
+                )
+                continue
+            export_window(export, start, end, lake, destination, run_id)
+            report.exports_regenerated.append(f"{export.name}:{start:%Y-%m-%dT%H:%M}")
+            log(f"re-exported {export.name} {start:%Y-%m-%d %H:%M} without the user")
+
+
+def _write_audit(lake: Destination, report: ErasureReport, tenant: str, requested_by: str) -> str:
+    now = datetime.now(UTC)
+    entry: dict[str, Any] = {
+        "request_id": report.request_id,
+        "requested_by": requested_by,
+        "requested_at": now.isoformat(),
+        "tenant": tenant,
+        "subject": report.subject,
+        "partitions": report.hours,
+        "rows_removed": report.rows_removed,
+        "exports_regenerated": report.exports_regenerated,
+        "not_reached": report.not_reached,
+    }
+    key = f"{AUDIT_FOLDER}/{now:%Y%m%dT%H%M%S}-{report.request_id}.json"
+    lake.put_bytes(orjson.dumps(entry, option=orjson.OPT_INDENT_2), key)
+    return key

@@ -1,0 +1,183 @@
+"""Privacy jobs for the launchpad (user data export, erasure) and the daily retention job."""
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from exporter_pipeline.destinations import Destination
+from exporter_pipeline.destinations.outputs import resource_key
+from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.lake import LakeResource
+from exporter_pipeline.privacy.erasure import erase_user
+from exporter_pipeline.privacy.retention import RetentionPolicy, apply_retention, plan_retention
+from exporter_pipeline.privacy.user_export import export_user
+
+
+class UserDataExportConfig(dg.Config):
+    """Everything held about one user of one tenant, as JSON Lines to an output."""
+
+    tenant: str
+    user_id: str
+    output: str
+    path: str = ""
+
+
+class ErasureConfig(dg.Config):
+    """Erase one user of one tenant from the lake and the managed outputs."""
+
+    tenant: str
+    user_id: str
+
+
+class RetentionConfig(dg.Config):
+    """Remove data past its retention; `dry_run` only lists it. `now` (ISO) is for tests."""
+
+    dry_run: bool = False
+    now: str | None = None
+
+
+def retention_policy() -> RetentionPolicy:
+    def days(name: str, default: int) -> timedelta:
+        return timedelta(days=float(os.environ.get(name) or default))
+
+    return RetentionPolicy(
+        raw=days("EXPORTER_RETENTION_RAW_DAYS", 90),
+        aggregates=days("EXPORTER_RETENTION_AGGREGATE_DAYS", 730),
+        export_files=days("EXPORTER_RETENTION_EXPORT_DAYS", 7),
+    )
+
+
+def build_privacy_jobs(
+    definitions: DefinitionsFile,
+) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
+    output_keys = {resource_key(n) for n in definitions.outputs}
+
+    def destination(context: dg.OpExecutionContext, output: str) -> Destination:
+        if output not in definitions.outputs:
+            known = ", ".join(sorted(definitions.outputs)) or "none declared"
+            raise DefinitionError(f"unknown output {output!r} (outputs: {known})")
+        return getattr(context.resources, resource_key(output)).destination()  # type: ignore[no-any-return]
+
+    @dg.op(required_resource_keys={"lake", *output_keys})
+    def export_user_data(
+        context: dg.OpExecutionContext, config: UserDataExportConfig
+    ) -> dg.Output[dict]:
+        """Write the user's profile, events and views, then a manifest."""
+        lake: LakeResource = context.resources.lake
+        path = config.path or f"user-data/{config.tenant}/{context.run_id}"
+        result = export_user(
+            lake.lake(),
+            destination(context, config.output),
+            config.tenant,
+            config.user_id,
+            path,
+            context.run_id,
+        )
+        return dg.Output(
+            {"manifest": result.manifest_key},
+            metadata={
+                "events": result.events,
+                "files": len(result.files),
+                "manifest": result.manifest_key,
+            },
+        )
+
+    @dg.job(
+        name="user_data_export",
+        tags={"privacy": "export"},
+        description="GDPR/CCPA: export everything held about one user.",
+    )
+    def user_data_export() -> None:
+        export_user_data()
+
+    @dg.op(required_resource_keys={"lake", *output_keys})
+    def erase(context: dg.OpExecutionContext, config: ErasureConfig) -> dg.Output[dict]:
+        """Remove the user everywhere we manage, tombstone them, and audit the erasure."""
+        lake: LakeResource = context.resources.lake
+
+        def outputs(export: ExportDefinition) -> tuple[Destination, bool]:
+            spec = definitions.outputs[export.output.name]
+            return destination(context, export.output.name), spec.managed
+
+        report = erase_user(
+            lake.lake(),
+            config.tenant,
+            config.user_id,
+            requested_by=context.run.tags.get("user", f"run {context.run_id}"),
+            exports=definitions.exports,
+            outputs=outputs,
+            run_id=context.run_id,
+            log=context.log.info,
+        )
+        # Metadata names no personal data: partitions, counts and the audit entry only.
+        return dg.Output(
+            {"audit": report.audit_key},
+            metadata={
+                "partitions": len(report.hours),
+                "rows_removed": dg.MetadataValue.json(report.rows_removed),
+                "exports_regenerated": dg.MetadataValue.json(report.exports_regenerated),
+                "not_reached": dg.MetadataValue.json(report.not_reached),
+                "audit": report.audit_key,
+            },
+        )
+
+    @dg.job(
+        name="erase_user",
+        tags={"privacy": "erasure"},
+        description="Right to erasure: remove one user from the lake and managed outputs.",
+    )
+    def erase_user_job() -> None:
+        erase()
+
+    @dg.op(required_resource_keys={"lake", *output_keys})
+    def apply_retention_op(
+        context: dg.OpExecutionContext, config: RetentionConfig
+    ) -> dg.Output[dict]:
+        """Delete lake hours and managed export files past their retention."""
+        lake: LakeResource = context.resources.lake
+        now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
+        managed: dict[str, tuple[Destination, list[str]]] = {}
+        for export in definitions.exports:
+            if definitions.outputs[export.output.name].managed:
+                entry = managed.setdefault(
+                    export.output.name, (destination(context, export.output.name), [])
+                )
+                entry[1].append(export.output.path)
+        plan = plan_retention(lake.lake(), managed, now, retention_policy())
+        for key in plan.lake_keys:
+            context.log.info(f"{'would remove' if config.dry_run else 'removing'} lake {key}")
+        for output, keys in plan.export_keys.items():
+            for key in keys:
+                context.log.info(
+                    f"{'would remove' if config.dry_run else 'removing'} {output}:{key}"
+                )
+        if not config.dry_run:
+            apply_retention(plan, lake.lake(), managed)
+        return dg.Output(
+            {"lake": plan.lake_keys, "exports": plan.export_keys},
+            metadata={
+                "dry_run": config.dry_run,
+                "lake_files": len(plan.lake_keys),
+                "export_files": sum(len(v) for v in plan.export_keys.values()),
+            },
+        )
+
+    @dg.job(
+        name="retention",
+        tags={"privacy": "retention"},
+        description="Delete raw data (90 d), aggregates (2 y), export files (7 d).",
+    )
+    def retention_job() -> None:
+        apply_retention_op()
+
+    retention_schedule = dg.ScheduleDefinition(
+        name="retention_schedule",
+        job=retention_job,
+        cron_schedule="30 3 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Daily retention at 03:30 UTC.",
+    )
+    return [user_data_export, erase_user_job, retention_job], [retention_schedule]
