@@ -10,9 +10,9 @@ from typing import Final
 import dagster as dg
 import polars as pl
 
+from exporter_pipeline.checksums import sha256_of
 from exporter_pipeline.destinations import Destination, destination_from_url
 from exporter_pipeline.events.landing import hour_prefix
-from exporter_pipeline.exports.manifest import sha256_of
 from exporter_pipeline.settings import Settings
 
 # Row groups stay small enough for later readers to stream an hour in bounded memory.

@@ -57,6 +57,11 @@ class Destination(abc.ABC):
 
         self._retry(attempt)
 
+    def move_file(self, local_path: Path, key: str) -> None:
+        """Like put_file, for a local file that is no longer needed afterwards."""
+        self.put_file(local_path, key)
+        local_path.unlink(missing_ok=True)
+
     @abc.abstractmethod
     def signed_url(self, key: str, expires: timedelta = DEFAULT_URL_TTL) -> str:
         """A URL that lets anyone holding it GET the object until it expires."""

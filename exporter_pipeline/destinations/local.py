@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -42,6 +43,19 @@ class LocalDestination(Destination):
             os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
+
+    def move_file(self, local_path: Path, key: str) -> None:
+        """Rename into place when on the same filesystem (no copy), else copy atomically."""
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(local_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.replace(local_path, final)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            super().move_file(local_path, key)
 
     def signed_url(self, key: str, expires: timedelta = DEFAULT_URL_TTL) -> str:
         """A `file://` URL: a local folder has no signatures; it is reachable on this host."""

@@ -16,6 +16,7 @@ from typing import Final
 
 import polars as pl
 
+from exporter_pipeline.checksums import sha256_of
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.events.landing import (
     STAGED_SCHEMA,
@@ -34,7 +35,6 @@ from exporter_pipeline.events.schema import (
     INTEGER_COLUMNS,
     QUARANTINE_SCHEMA,
 )
-from exporter_pipeline.exports.manifest import sha256_of
 from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key
 from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_tombstones
 

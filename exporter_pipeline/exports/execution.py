@@ -194,8 +194,9 @@ def export_window(
             written, columns = _write_window(export, start, end, files, work, progress or _quiet)
             published = True
             for local, key, rows in written:
-                output.put_file(local, key)
-                result.files.append(ManifestFile(key, rows, local.stat().st_size, sha256_of(local)))
+                entry = ManifestFile(key, rows, local.stat().st_size, sha256_of(local))
+                output.move_file(local, key)  # a rename when the output is a local folder
+                result.files.append(entry)
         listed = {f.key for f in result.files}
         window_times = {t for t in hours_of(start, end)} | {start}
         for info in output.list(f"{path.strip('/')}/" if path.strip("/") else ""):

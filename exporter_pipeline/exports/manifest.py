@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
+
+from exporter_pipeline.checksums import sha256_of
+
+__all__ = ["ManifestFile", "build_manifest", "iso", "manifest_bytes", "sha256_of"]
 
 MANIFEST_VERSION = 1
 
@@ -19,14 +21,6 @@ class ManifestFile:
     rows: int
     bytes: int
     sha256: str
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def iso(moment: datetime) -> str:
