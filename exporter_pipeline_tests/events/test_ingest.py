@@ -5,7 +5,6 @@ computed independently (hand-written expectations, Python's json/datetime, DuckD
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from exporter_pipeline.events.ingest import ingest_hour
 from exporter_pipeline.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, QUARANTINE_SCHEMA
 from exporter_pipeline.events.simulate import simulate
 from exporter_pipeline.lake import hourly_key
+from exporter_pipeline_tests.files import file_digests
 
 HOUR = datetime(2026, 10, 1, 5, tzinfo=UTC)
 HOUR_DIR = "dt=2026-10-01/hour=05"
@@ -246,14 +246,6 @@ def test_empty_hour_writes_an_empty_typed_file(landing: Path, lake: Path) -> Non
     assert events.height == 0 and events.schema == EVENT_SCHEMA
 
 
-def _tree(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_reingest_is_idempotent_and_late_data_replaces_the_hour(landing: Path, lake: Path) -> None:
     simulate(
         landing,
@@ -266,16 +258,18 @@ def test_reingest_is_idempotent_and_late_data_replaces_the_hour(landing: Path, l
         duplicate_rate=0.02,
     )
     first = ingest(landing, lake)
-    before = _tree(lake)
+    before = file_digests(lake)
     second = ingest(landing, lake)
-    assert _tree(lake) == before, "same landing files must give the same bytes and no new files"
+    assert file_digests(lake) == before, (
+        "same landing files must give the same bytes and no new files"
+    )
     assert first == second
 
     # Late data arrives: the hour is replaced whole, still one events file.
     write_jsonl(landing / HOUR_DIR / "late.jsonl", [event("late-1"), event("late-2")])
     third = ingest(landing, lake)
     assert third.rows_written == first.rows_written + 2
-    assert set(_tree(lake)) == set(before)
+    assert set(file_digests(lake)) == set(before)
     assert read_events(lake).height == first.rows_written + 2
 
     # The bad records are fixed upstream: the quarantine file of the hour goes away.
@@ -283,7 +277,7 @@ def test_reingest_is_idempotent_and_late_data_replaces_the_hour(landing: Path, l
         path.unlink()
     write_jsonl(landing / HOUR_DIR / "clean.jsonl", [event("c1")])
     ingest(landing, lake)
-    assert set(_tree(lake)) == {hourly_key("raw_events", HOUR)}
+    assert set(file_digests(lake)) == {hourly_key("raw_events", HOUR)}
 
 
 def test_every_event_column_is_in_the_schema_once() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,16 +10,9 @@ import pytest
 
 from exporter_pipeline.events.schema import EVENT_TYPES
 from exporter_pipeline.events.simulate import FORMATS, MALFORMATIONS, simulate
+from exporter_pipeline_tests.files import file_digests
 
 START = datetime(2026, 10, 1, 0, tzinfo=UTC)
-
-
-def digest(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -37,7 +29,11 @@ def test_same_seed_same_bytes_other_seed_other_bytes(fmt: str, tmp_path: Path) -
     simulate(tmp_path / "a", seed=11, **args)  # type: ignore[arg-type]
     simulate(tmp_path / "b", seed=11, **args)  # type: ignore[arg-type]
     simulate(tmp_path / "c", seed=12, **args)  # type: ignore[arg-type]
-    a, b, c = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
+    a, b, c = (
+        file_digests(tmp_path / "a"),
+        file_digests(tmp_path / "b"),
+        file_digests(tmp_path / "c"),
+    )
     assert a == b
     assert set(a) == set(c) and a != c
     assert sorted(a) == [

@@ -4,7 +4,6 @@ reach files or other tenants."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -17,16 +16,9 @@ from exporter_pipeline.exports.execution import ExportFailed, export_window
 from exporter_pipeline.exports.query import QueryRejected, run_query
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline_tests.exports.conftest import DAY, HOURS, Lake, build_lake, definition
+from exporter_pipeline_tests.files import file_digests
 
 START, END = DAY, DAY + timedelta(hours=2)
-
-
-def tree(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_rerun_overwrites_same_keys_same_bytes_and_removes_stale_parts(
@@ -52,9 +44,9 @@ def test_rerun_overwrites_same_keys_same_bytes_and_removes_stale_parts(
     assert [f.key for f in second.files] == ["exp/2026-10-01-00-00.csv", "exp/2026-10-01-01-00.csv"]
     assert sorted(second.removed) == sorted(f.key for f in first.files)
     assert second.rows == first.rows
-    before = tree(out)
+    before = file_digests(out)
     third = export_window(whole, START, END, lake.store, output, "run-3")
-    after = tree(out)
+    after = file_digests(out)
     manifest = "exp/_manifests/2026-10-01-00-00_2026-10-01-02-00.json"
     assert (
         set(after)
@@ -74,7 +66,7 @@ def test_other_windows_are_left_alone(lake: Lake, tmp_path: Path) -> None:
     export_window(export, START, START + timedelta(hours=1), lake.store, output, "a")
     export_window(export, START + timedelta(hours=1), END, lake.store, output, "b")
     export_window(export, START, START + timedelta(hours=1), lake.store, output, "c")
-    assert sorted(tree(tmp_path / "out")) == [
+    assert sorted(file_digests(tmp_path / "out")) == [
         "exp/2026-10-01-00-00.jsonl",
         "exp/2026-10-01-01-00.jsonl",
         "exp/_manifests/2026-10-01-00-00_2026-10-01-01-00.json",
@@ -96,7 +88,7 @@ def test_failed_execution_leaves_no_data_file_and_an_error_file(tmp_path: Path) 
     assert str(failed.value) == (
         f"export t 2026-10-01T00:00:00Z to 2026-10-01T02:00:00Z failed: {reason}"
     )
-    files = tree(tmp_path / "out")
+    files = file_digests(tmp_path / "out")
     assert list(files) == ["exp/_manifests/2026-10-01-00-00_2026-10-01-02-00.error.json"]
     error = json.loads((tmp_path / "out" / next(iter(files))).read_text())
     assert error["error"] == reason
