@@ -3,8 +3,10 @@ port with a temporary DAGSTER_HOME, on SQLite or on a throwaway PostgreSQL clust
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -155,13 +157,38 @@ def start_dagster_dev(
     finally:
         stop_group(process)
         log.close()
-        # Nothing of the deployment is left running: its whole process group is gone.
+        # Nothing of the deployment is left running: its process group is gone, and so is
+        # any process that left the group (code servers start their own sessions) but
+        # still names this deployment's DAGSTER_HOME.
         try:
             os.killpg(process.pid, 0)
         except ProcessLookupError:
             pass
         else:
             raise AssertionError("dagster dev left processes behind")
+        deadline = time.monotonic() + 15  # they stop when their heartbeat stops
+        while _processes_mentioning(str(home)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for pid in _processes_mentioning(str(home)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        left = _processes_mentioning(str(home))
+        assert not left, f"dagster dev left processes behind: {left}"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command:
+            found.append(int(entry.name))
+    return found
 
 
 def _wait_for_code_location(deployment: Deployment, process: subprocess.Popen[bytes]) -> None:
