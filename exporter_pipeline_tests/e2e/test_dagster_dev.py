@@ -56,7 +56,11 @@ def deployment(
     s3 = cloud_servers["s3"]
     bucket = s3.new_bucket()
     now = datetime.now(UTC)
-    schedule_minute = (now + timedelta(minutes=2)).minute
+    # The schedule ticks once, at the first HH:MM with this minute; it asks for the last
+    # complete hour before that tick.
+    tick = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    schedule_minute = tick.minute
+    expected_partition = f"{tick.replace(minute=0) - timedelta(hours=1):%Y-%m-%d-%H:%M}"
     hook = {"url": receiver.url, "secret_env": "E2E_HOOK_SECRET", "backoff_seconds": 0.2}
     exports = {
         "outputs": {
@@ -123,6 +127,7 @@ def deployment(
                 "s3": s3,
                 "out": tmp_path / "out",
                 "schedule_minute": schedule_minute,
+                "expected_schedule_partition": expected_partition,
             },
         )
 
@@ -242,22 +247,7 @@ def test_ui_launch_backfill_sensor_and_schedule(
     assert "Materialized" in partitions_page
 
     ticked = wait_for(scheduled, 200, "the schedule's run")[0]
-    tick_time = (
-        datetime.fromtimestamp(
-            float(ticked["tags"]["dagster/scheduled_execution_time"])
-            if ticked["tags"]["dagster/scheduled_execution_time"].replace(".", "").isdigit()
-            else 0,
-            UTC,
-        )
-        if "dagster/scheduled_execution_time" in ticked["tags"]
-        else None
-    )
-    expected_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
-        hours=1
-    )
-    if tick_time is not None:
-        expected_hour = tick_time.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    assert ticked["tags"]["dagster/partition"] == f"{expected_hour:%Y-%m-%d-%H:%M}"
+    assert ticked["tags"]["dagster/partition"] == facts["expected_schedule_partition"]
     assert ticked["tags"]["export"] == "e2e_sched" and ticked["tags"]["tenant"] == "acme"
 
 
