@@ -184,8 +184,10 @@ def ingest_hour(
         staged = (
             pl.scan_parquet(staged_files) if staged_files else pl.LazyFrame(schema=STAGED_SCHEMA)
         )
-        rows_in = staged.select(pl.len()).collect().item()
         tombstones = load_tombstones(lake)
+        # Counted before erasure only when something can be erased; otherwise the count of
+        # classified rows below is the count of rows in (one pass over the staged data).
+        rows_in = staged.select(pl.len()).collect().item() if tombstones else None
         if tombstones:
             erased = erased_pairs(staged, tombstones, lake_salt(lake))
             staged = staged.join(
@@ -221,8 +223,9 @@ def ingest_hour(
         counts = rows.select(
             pl.len().alias("rows_in"), pl.col("_reason").is_null().sum().alias("valid")
         ).collect()
-        report.rows_in = int(rows_in)
-        report.erased = int(rows_in) - int(counts["rows_in"][0])
+        classified_rows = int(counts["rows_in"][0])
+        report.rows_in = classified_rows if rows_in is None else int(rows_in)
+        report.erased = report.rows_in - classified_rows
         written = pl.scan_parquet(events_file)
         by_tenant = written.group_by("tenant").len().sort("tenant").collect()
         report.rows_by_tenant = dict(zip(by_tenant["tenant"], by_tenant["len"], strict=True))

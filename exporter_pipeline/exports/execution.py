@@ -198,7 +198,7 @@ def export_window(
                 output.move_file(local, key)  # a rename when the output is a local folder
                 result.files.append(entry)
         listed = {f.key for f in result.files}
-        window_times = {t for t in hours_of(start, end)} | {start}
+        window_times = {*hours_of(start, end), start}
         for info in output.list(f"{path.strip('/')}/" if path.strip("/") else ""):
             moment = data_key_time(path, info.key)
             if moment in window_times and info.key not in listed:
