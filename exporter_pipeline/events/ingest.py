@@ -15,15 +15,12 @@ from pathlib import Path
 from typing import Final
 
 import polars as pl
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from exporter_pipeline.checksums import sha256_of
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.events.landing import (
-    STAGED_SCHEMA,
-    hour_prefix,
-    landing_format,
-    stage_landing_file,
-)
+from exporter_pipeline.events.landing import hour_prefix, landing_format, staged_chunks
 from exporter_pipeline.events.schema import (
     CONTENT_TYPES,
     COUNTER_COLUMNS,
@@ -38,6 +35,8 @@ from exporter_pipeline.events.schema import (
 from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key
 from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_tombstones
 
+_EVENT_ARROW: Final = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
+_QUARANTINE_ARROW: Final = pl.DataFrame(schema=QUARANTINE_SCHEMA).to_arrow().schema
 ISO_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
 
 
@@ -159,81 +158,104 @@ def classified(staged: pl.LazyFrame, hour: datetime) -> pl.LazyFrame:
     )
 
 
+class _ErasedUsers:
+    """Drops the records of erased users from staged chunks; remembers every verdict."""
+
+    def __init__(self, lake: Destination) -> None:
+        self.tombstones = load_tombstones(lake)
+        self.salt = lake_salt(lake) if self.tombstones else b""
+        self.known: set[tuple[str, str]] = set()
+        self.erased = pl.DataFrame(schema={"tenant": pl.String, "user_id": pl.String})
+
+    def drop(self, chunk: pl.DataFrame) -> pl.DataFrame:
+        if not self.tombstones:
+            return chunk
+        key = [pl.col("tenant").str.strip_chars(), pl.col("user_id").str.strip_chars()]
+        pairs = chunk.select(key).drop_nulls().unique()
+        new = pairs.join(
+            pl.DataFrame(list(self.known), schema=self.erased.schema, orient="row"),
+            on=["tenant", "user_id"],
+            how="anti",
+        )
+        if new.height:
+            self.known.update(new.iter_rows())
+            self.erased = pl.concat(
+                [self.erased, erased_pairs(new.lazy(), self.tombstones, self.salt)]
+            )
+        return chunk.join(
+            self.erased, how="anti", nulls_equal=False, left_on=key, right_on=["tenant", "user_id"]
+        )
+
+
 def ingest_hour(
     hour: datetime,
     landing: Destination,
     lake: Destination,
 ) -> IngestReport:
-    """Read every landing file of `hour` and (re)write that hour in the lake atomically."""
+    """Read every landing file of `hour` and (re)write that hour in the lake atomically.
+
+    Each landing file is decoded a bounded chunk at a time; each chunk is classified at
+    once, its valid rows appended to a working file and its rejects to the quarantine
+    file. The hour's events file is then that working file without repeated event_ids.
+    """
     report = IngestReport(hour=hour)
     prefix = hour_prefix(hour)
+    erased_users = _ErasedUsers(lake)
+    valid_count = 0
     with tempfile.TemporaryDirectory(prefix="exporter-ingest-") as tmp:
         work = Path(tmp)
-        staged_files = []
-        for number, info in enumerate(landing.list(prefix)):
-            fmt = landing_format(info.key)
-            if fmt is None:
-                report.ignored_files.append(info.key)
-                continue
-            report.landing_files.append(info.key)
-            staged_file = work / f"staged-{number:05d}.parquet"
-            with landing.local_copy(info.key) as local:
-                stage_landing_file(local, info.key, fmt, staged_file)
-            staged_files.append(staged_file)
-
-        staged = (
-            pl.scan_parquet(staged_files) if staged_files else pl.LazyFrame(schema=STAGED_SCHEMA)
-        )
-        tombstones = load_tombstones(lake)
-        # Counted before erasure only when something can be erased; otherwise the count of
-        # classified rows below is the count of rows in (one pass over the staged data).
-        rows_in = staged.select(pl.len()).collect().item() if tombstones else None
-        if tombstones:
-            erased = erased_pairs(staged, tombstones, lake_salt(lake))
-            staged = staged.join(
-                erased.lazy(),
-                how="anti",
-                nulls_equal=False,
-                left_on=[pl.col("tenant").str.strip_chars(), pl.col("user_id").str.strip_chars()],
-                right_on=["tenant", "user_id"],
-            )
-        rows = classified(staged, hour)
+        valid_file = work / "valid.arrow"
+        quarantine_file = work / "quarantine.parquet"
+        # Working rows are read back once, right away: fast LZ4 beats small files here.
+        with (
+            ipc.new_file(
+                valid_file, _EVENT_ARROW, options=ipc.IpcWriteOptions(compression="lz4")
+            ) as valid_writer,
+            pq.ParquetWriter(quarantine_file, _QUARANTINE_ARROW, compression="zstd") as rejects,
+        ):
+            for info in landing.list(prefix):
+                fmt = landing_format(info.key)
+                if fmt is None:
+                    report.ignored_files.append(info.key)
+                    continue
+                report.landing_files.append(info.key)
+                with landing.local_copy(info.key) as local:
+                    for staged in staged_chunks(local, info.key, fmt):
+                        report.rows_in += staged.height
+                        kept = erased_users.drop(staged)
+                        report.erased += staged.height - kept.height
+                        rows = classified(kept.lazy(), hour).collect(engine="in-memory")
+                        valid = rows.filter(pl.col("_reason").is_null())
+                        valid_count += valid.height
+                        valid_writer.write_table(
+                            valid.select(EVENT_COLUMNS).cast(EVENT_SCHEMA).to_arrow()
+                        )
+                        quarantined = rows.filter(pl.col("_reason").is_not_null()).select(
+                            pl.col("_reason").alias("reason"),
+                            pl.col("_source").alias("source_file"),
+                            pl.col("_record").alias("record_number"),
+                            pl.col("_raw").alias("record"),
+                        )
+                        if quarantined.height:
+                            rejects.write_table(
+                                quarantined.cast(QUARANTINE_SCHEMA).to_arrow(),
+                                row_group_size=ROW_GROUP_ROWS,
+                            )
+                            for reason, count in quarantined["reason"].value_counts().iter_rows():
+                                report.reasons[reason] = report.reasons.get(reason, 0) + count
 
         events_file = work / "events.parquet"
-        valid = rows.filter(pl.col("_reason").is_null())
         (
-            valid.select(list(EVENT_COLUMNS))
-            .cast(EVENT_SCHEMA)
+            pl.scan_ipc(valid_file)
             .unique(subset=["event_id"], keep="first", maintain_order=True)
             .sink_parquet(events_file, row_group_size=ROW_GROUP_ROWS, compression="zstd")
         )
-        quarantine_file = work / "quarantine.parquet"
-        (
-            rows.filter(pl.col("_reason").is_not_null())
-            .select(
-                pl.col("_reason").alias("reason"),
-                pl.col("_source").alias("source_file"),
-                pl.col("_record").alias("record_number"),
-                pl.col("_raw").alias("record"),
-            )
-            .cast(QUARANTINE_SCHEMA)
-            .sink_parquet(quarantine_file, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-        )
-
-        counts = rows.select(
-            pl.len().alias("rows_in"), pl.col("_reason").is_null().sum().alias("valid")
-        ).collect()
-        classified_rows = int(counts["rows_in"][0])
-        report.rows_in = classified_rows if rows_in is None else int(rows_in)
-        report.erased = report.rows_in - classified_rows
-        written = pl.scan_parquet(events_file)
-        by_tenant = written.group_by("tenant").len().sort("tenant").collect()
+        report.reasons = dict(sorted(report.reasons.items()))
+        report.quarantined = sum(report.reasons.values())
+        by_tenant = pl.scan_parquet(events_file).group_by("tenant").len().sort("tenant").collect()
         report.rows_by_tenant = dict(zip(by_tenant["tenant"], by_tenant["len"], strict=True))
         report.rows_written = sum(report.rows_by_tenant.values())
-        report.duplicates = int(counts["valid"][0]) - report.rows_written
-        reasons = pl.scan_parquet(quarantine_file).group_by("reason").len().collect()
-        report.reasons = dict(sorted(zip(reasons["reason"], reasons["len"], strict=True)))
-        report.quarantined = sum(report.reasons.values())
+        report.duplicates = valid_count - report.rows_written
         assert report.rows_in == (
             report.rows_written + report.duplicates + report.quarantined + report.erased
         )

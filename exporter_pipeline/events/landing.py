@@ -9,21 +9,26 @@ happen afterwards, once, in `ingest.py`, the same way for every format.
 from __future__ import annotations
 
 import gzip
+import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from exporter_pipeline.events.schema import EVENT_COLUMNS
 
 LANDING_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".parquet")
-# Records per decoded batch: bounds memory whatever the size of a landing file.
-DECODE_BATCH_ROWS: Final = 65_536
+# Bytes of a JSON Lines file decoded at a time: bounds memory whatever the file's size.
+DECODE_CHUNK_BYTES: Final = 16 * 1024 * 1024
+# Rows of a CSV or Parquet landing file decoded at a time.
+TABULAR_CHUNK_ROWS: Final = 65_536
+# A run of lines polars refuses is halved down to this many, then decoded one by one.
+_ONE_BY_ONE_LINES: Final = 16
 
 STAGED_META: Final = ("_source", "_record", "_raw", "_decode_reason")
 STAGED_SCHEMA: Final = pl.Schema(
@@ -35,7 +40,10 @@ STAGED_SCHEMA: Final = pl.Schema(
         "_decode_reason": pl.String(),
     }
 )
-_STAGED_ARROW: Final = pl.DataFrame(schema=STAGED_SCHEMA).to_arrow().schema
+_TEXT_FIELDS: Final = tuple(name for name in EVENT_COLUMNS if name != "data")
+_FAST_SCHEMA: Final = pl.Schema(
+    {name: pl.Struct({}) if name == "data" else pl.String() for name in EVENT_COLUMNS}
+)
 
 
 def hour_prefix(hour: datetime) -> str:
@@ -54,6 +62,15 @@ def landing_format(key: str) -> str | None:
     return None
 
 
+def _number_text(value: int | float) -> str:
+    """A JSON number as text, exactly as polars' JSON reader writes it: never an exponent."""
+    if isinstance(value, int):
+        return str(value)
+    # repr is the shortest text that reads back to the same double; written out positionally.
+    text = format(Decimal(repr(value)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _as_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -62,10 +79,8 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, bool):
         # Booleans are never valid event values; keep them recognisable for the reason.
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
     if isinstance(value, int | float):
-        return repr(value)
+        return _number_text(value)
     return orjson.dumps(value).decode()
 
 
@@ -75,44 +90,164 @@ def _open_text(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _jsonl_batches(path: Path, source: str) -> Iterator[pa.RecordBatch]:
-    columns: dict[str, list[Any]] = {name: [] for name in _STAGED_ARROW.names}
+@dataclass(frozen=True)
+class _LineChunk:
+    """Consecutive whole lines of a file: as read, and split (without their newline)."""
 
-    def flush() -> pa.RecordBatch:
-        batch = pa.RecordBatch.from_pydict(columns, schema=_STAGED_ARROW)
-        for values in columns.values():
-            values.clear()
-        return batch
+    text: bytes
+    lines: list[bytes]
+    first: int  # line number of lines[0]
 
+    def numbers(self, rows: list[int]) -> list[int]:
+        return [self.first + row for row in rows]
+
+
+def _line_chunks(path: Path) -> Iterator[_LineChunk]:
+    """The file's lines, about `DECODE_CHUNK_BYTES` at a time."""
+    first = 1
     with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            # Keep the record exactly as it arrived, minus its line ending.
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            raw = line.decode("utf-8", errors="replace")
-            reason = None
-            record: Any = None
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                reason = "malformed JSON"
-            if reason is None and not isinstance(record, dict):
-                reason = "record is not a JSON object"
-            fields = record if reason is None else {}
-            data = fields.get("data")
-            if reason is None and data is not None and not isinstance(data, dict):
-                reason = "data is not a JSON object"
-            for name in EVENT_COLUMNS:
-                columns[name].append(_as_text(fields.get(name)))
-            columns["_source"].append(source)
-            columns["_record"].append(number)
-            columns["_raw"].append(raw)
-            columns["_decode_reason"].append(reason)
-            if len(columns["_record"]) >= DECODE_BATCH_ROWS:
-                yield flush()
-    if columns["_record"]:
-        yield flush()
+        while text := handle.read(DECODE_CHUNK_BYTES):
+            if not text.endswith(b"\n"):
+                text += handle.readline()
+            lines = text.split(b"\n")
+            if text.endswith(b"\n"):
+                lines.pop()
+            yield _LineChunk(text, lines, first)
+            first += len(lines)
+
+
+def _data_texts(raw: pl.Series) -> pl.Series:
+    """The `data` object of each (valid JSON) line as compact JSON text."""
+    return raw.str.json_path_match("$.data")
+
+
+def _one_by_one(lines: list[bytes], numbers: list[int], source: str) -> pl.DataFrame:
+    """Staged rows decoded record by record: every way a line can be broken gets its reason."""
+    columns: dict[str, list[Any]] = {name: [] for name in STAGED_SCHEMA.names()}
+    with_data = []
+    for line, number in zip(lines, numbers, strict=True):
+        # Keep the record exactly as it arrived, minus its line ending.
+        line = line.rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        reason = None
+        record: Any = None
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            reason = "malformed JSON"
+        if reason is None and not isinstance(record, dict):
+            reason = "record is not a JSON object"
+        fields = record if reason is None else {}
+        data = fields.get("data")
+        if reason is None and data is not None and not isinstance(data, dict):
+            reason = "data is not a JSON object"
+        elif isinstance(data, dict):
+            with_data.append(len(columns["_record"]))
+        for name in EVENT_COLUMNS:
+            columns[name].append(_as_text(fields.get(name)))
+        columns["_source"].append(source)
+        columns["_record"].append(number)
+        columns["_raw"].append(line.decode("utf-8", errors="replace"))
+        columns["_decode_reason"].append(reason)
+    frame = pl.DataFrame(columns, schema=STAGED_SCHEMA)
+    if with_data:
+        # The same text the fast path writes (polars' JSON), not orjson's own rendering.
+        rows = pl.Series(with_data, dtype=pl.UInt32)
+        texts = _data_texts(frame["_raw"].gather(rows))
+        frame = frame.with_columns(
+            frame["data"].scatter(rows, texts.fill_null(frame["data"].gather(rows)))
+        )
+    return frame
+
+
+def _fast(
+    text: bytes, rows: pl.Series, raw: pl.Series, first: int, source: str
+) -> pl.DataFrame | None:
+    """Staged rows of `rows` (whose lines joined are `text`) decoded by polars in one pass,
+    or None when polars refuses a line.
+
+    Polars reads every field as text; `data` as an empty struct, which only checks that
+    it is an object (its text is taken from the line afterwards, only where present).
+    """
+    try:
+        fields = pl.read_ndjson(io.BytesIO(text), schema=_FAST_SCHEMA)
+    except pl.exceptions.PolarsError:
+        return None
+    if fields.height != len(rows):
+        return None
+    data = pl.repeat(None, len(rows), dtype=pl.String, eager=True).alias("data")
+    with_data = fields["data"].is_not_null().arg_true()
+    if len(with_data):
+        data = data.scatter(with_data, _data_texts(raw.gather(with_data)))
+    return fields.with_columns(
+        data,
+        pl.lit(source).alias("_source"),
+        (rows.cast(pl.Int64) + first).alias("_record"),
+        raw,
+        pl.lit(None, pl.String).alias("_decode_reason"),
+    )
+
+
+def _decoded(chunk: _LineChunk, source: str) -> pl.DataFrame:
+    """Staged rows of one chunk of lines, in line order.
+
+    Polars decodes the lines that look like JSON objects, in one pass; a run of lines it
+    refuses is halved until the broken ones are found. Lines that are not objects, hold
+    a nested value in an event field, or that polars refuses are decoded one by one.
+    """
+    lines = chunk.lines
+    try:
+        raw = pl.Series("_raw", lines, dtype=pl.Binary).cast(pl.String).str.strip_chars_end("\r\n")
+    except pl.exceptions.PolarsError:  # a line is not UTF-8: Python decodes with replacement
+        return _one_by_one(lines, chunk.numbers(list(range(len(lines)))), source)
+    trimmed = raw.str.strip_chars(" \t")
+    looks_like_object = (trimmed.str.starts_with("{") & trimmed.str.ends_with("}")).fill_null(False)
+    candidates = looks_like_object.arg_true()
+    rest: list[int] = (~looks_like_object).arg_true().to_list()
+    frames = []
+    pending = [candidates] if len(candidates) else []
+    while pending:
+        rows = pending.pop()
+        if len(rows) == len(lines):
+            frame = _fast(chunk.text, rows, raw, chunk.first, source)
+        else:
+            text = b"\n".join([lines[row] for row in rows.to_list()])
+            frame = _fast(text, rows, raw.gather(rows), chunk.first, source)
+        if frame is None:
+            if len(rows) <= _ONE_BY_ONE_LINES:
+                rest += rows.to_list()
+            else:
+                half = len(rows) // 2
+                pending += [rows[half:], rows[:half]]
+            continue
+        # Polars writes a nested value in an event field its own way: those rows go one by one.
+        nested = frame.select(
+            pl.any_horizontal(
+                pl.col(_TEXT_FIELDS).str.ends_with("}") | pl.col(_TEXT_FIELDS).str.ends_with("]")
+            ).fill_null(False)
+        ).to_series()
+        if nested.any():
+            rest += rows.filter(nested).to_list()
+            frame = frame.filter(~nested)
+        frames.append(frame)
+    if rest:
+        frames.append(_one_by_one([lines[row] for row in rest], chunk.numbers(rest), source))
+    if len(frames) == 1:
+        return frames[0]
+    return pl.concat(frames).sort("_record")
+
+
+def jsonl_frames(path: Path, source: str) -> Iterator[pl.DataFrame]:
+    """Staged rows of a JSON Lines file, one frame per chunk, in line order."""
+    for chunk in _line_chunks(path):
+        yield _decoded(chunk, source)
+
+
+def jsonl_frames_one_by_one(path: Path, source: str) -> Iterator[pl.DataFrame]:
+    """The same rows as `jsonl_frames`, every record decoded in Python (the reference)."""
+    for chunk in _line_chunks(path):
+        yield _one_by_one(chunk.lines, chunk.numbers(list(range(len(chunk.lines)))), source)
 
 
 def _data_reason(text: str | None) -> str | None:
@@ -158,17 +293,15 @@ def _tabular_lazy(frame: pl.LazyFrame, source: str) -> pl.LazyFrame:
     )
 
 
-def stage_landing_file(path: Path, source: str, fmt: str, staged: Path) -> None:
-    """Decode one landing file into a staged Parquet file at `staged`."""
+def staged_chunks(path: Path, source: str, fmt: str) -> Iterator[pl.DataFrame]:
+    """One landing file decoded to staged rows, a bounded chunk at a time, in record order."""
     if fmt == "jsonl":
-        with pq.ParquetWriter(staged, _STAGED_ARROW) as writer:
-            for batch in _jsonl_batches(path, source):
-                writer.write_batch(batch)
+        yield from jsonl_frames(path, source)
         return
     if fmt == "csv":
-        frame = pl.scan_csv(path, infer_schema=False)
+        scan = pl.scan_csv(path, infer_schema=False)
     elif fmt == "parquet":
-        frame = pl.scan_parquet(path)
+        scan = pl.scan_parquet(path)
     else:
         raise ValueError(f"unknown landing format {fmt!r}")
-    _tabular_lazy(frame, source).sink_parquet(staged)
+    yield from _tabular_lazy(scan, source).collect_batches(chunk_size=TABULAR_CHUNK_ROWS)
