@@ -9,13 +9,17 @@ failed, or, for a user erased earlier, dropped before anything else and kept now
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import polars as pl
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from exporter_pipeline.checksums import sha256_of
@@ -37,6 +41,10 @@ from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_t
 
 _EVENT_ARROW: Final = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
 _QUARANTINE_ARROW: Final = pl.DataFrame(schema=QUARANTINE_SCHEMA).to_arrow().schema
+# Chunks decoded and classified at once: one per core of the 2-core machines we run on.
+INGEST_THREADS: Final = 2
+T = TypeVar("T")
+R = TypeVar("R")
 ISO_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
 
 
@@ -166,10 +174,15 @@ class _ErasedUsers:
         self.salt = lake_salt(lake) if self.tombstones else b""
         self.known: set[tuple[str, str]] = set()
         self.erased = pl.DataFrame(schema={"tenant": pl.String, "user_id": pl.String})
+        self.lock = threading.Lock()
 
     def drop(self, chunk: pl.DataFrame) -> pl.DataFrame:
         if not self.tombstones:
             return chunk
+        with self.lock:  # chunks are classified on several threads
+            return self._drop(chunk)
+
+    def _drop(self, chunk: pl.DataFrame) -> pl.DataFrame:
         key = [pl.col("tenant").str.strip_chars(), pl.col("user_id").str.strip_chars()]
         pairs = chunk.select(key).drop_nulls().unique()
         new = pairs.join(
@@ -187,6 +200,68 @@ class _ErasedUsers:
         )
 
 
+@dataclass(frozen=True)
+class _ClassifiedChunk:
+    rows_in: int
+    erased: int
+    valid: pl.DataFrame
+    quarantined: pl.DataFrame
+
+
+def _classify_chunk(
+    decode: Callable[[], pl.DataFrame], hour: datetime, erased_users: _ErasedUsers
+) -> _ClassifiedChunk:
+    staged = decode()
+    kept = erased_users.drop(staged)
+    rows = classified(kept.lazy(), hour).collect(engine="in-memory")
+    return _ClassifiedChunk(
+        rows_in=staged.height,
+        erased=staged.height - kept.height,
+        valid=rows.filter(pl.col("_reason").is_null()).select(EVENT_COLUMNS).cast(EVENT_SCHEMA),
+        quarantined=rows.filter(pl.col("_reason").is_not_null())
+        .select(
+            pl.col("_reason").alias("reason"),
+            pl.col("_source").alias("source_file"),
+            pl.col("_record").alias("record_number"),
+            pl.col("_raw").alias("record"),
+        )
+        .cast(QUARANTINE_SCHEMA),
+    )
+
+
+def _in_order(work: Callable[[T], R], items: Iterator[T], workers: int) -> Iterator[R]:
+    """`map(work, items)` on `workers` threads, in order, with at most `workers + 1` pending."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="ingest") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _repeated_rows(valid_file: Path, id_hashes: list[pl.Series]) -> pl.Series:
+    """Row numbers in `valid_file` of repeated event_ids, the first occurrence excepted.
+
+    Only rows whose event_id hash occurs more than once are read back, so memory stays
+    bounded however large the hour; a hash collision is told apart by the ids themselves.
+    """
+    hashes = pl.concat(id_hashes) if id_hashes else pl.Series(dtype=pl.UInt64)
+    candidates = hashes.is_duplicated().arg_true()
+    if not len(candidates):
+        return pl.Series("_row", [], dtype=pl.UInt32)
+    rows = (
+        pl.scan_parquet(valid_file)
+        .with_row_index("_row")
+        .filter(pl.col("_row").is_in(candidates.implode()))
+        .select("_row", "event_id")
+        .collect()
+        .sort("_row")
+    )
+    return rows.filter(~pl.col("event_id").is_first_distinct())["_row"]
+
+
 def ingest_hour(
     hour: datetime,
     landing: Destination,
@@ -194,62 +269,59 @@ def ingest_hour(
 ) -> IngestReport:
     """Read every landing file of `hour` and (re)write that hour in the lake atomically.
 
-    Each landing file is decoded a bounded chunk at a time; each chunk is classified at
-    once, its valid rows appended to a working file and its rejects to the quarantine
-    file. The hour's events file is then that working file without repeated event_ids.
+    Landing files are read in order, a bounded chunk at a time; chunks are decoded and
+    classified on `INGEST_THREADS` threads (polars and the file reads release the GIL).
+    Valid rows are appended to a working file and rejects to the quarantine file, in
+    record order; the hour's events file is that working file without repeated event_ids.
     """
     report = IngestReport(hour=hour)
     prefix = hour_prefix(hour)
     erased_users = _ErasedUsers(lake)
     valid_count = 0
+    id_hashes: list[pl.Series] = []  # 8 bytes a valid row: what finds repeats in bounded memory
+
+    def chunks() -> Iterator[Callable[[], pl.DataFrame]]:
+        for info in landing.list(prefix):
+            fmt = landing_format(info.key)
+            if fmt is None:
+                report.ignored_files.append(info.key)
+                continue
+            report.landing_files.append(info.key)
+            with landing.local_copy(info.key) as local:
+                yield from staged_chunks(local, info.key, fmt)
+
     with tempfile.TemporaryDirectory(prefix="exporter-ingest-") as tmp:
         work = Path(tmp)
-        valid_file = work / "valid.arrow"
+        valid_file = work / "valid.parquet"
         quarantine_file = work / "quarantine.parquet"
         # Working rows are read back once, right away: fast LZ4 beats small files here.
+        # (Parquet, not Arrow IPC: a scan of IPC maps the whole file into memory.)
         with (
-            ipc.new_file(
-                valid_file, _EVENT_ARROW, options=ipc.IpcWriteOptions(compression="lz4")
-            ) as valid_writer,
+            pq.ParquetWriter(valid_file, _EVENT_ARROW, compression="lz4") as valid_writer,
             pq.ParquetWriter(quarantine_file, _QUARANTINE_ARROW, compression="zstd") as rejects,
         ):
-            for info in landing.list(prefix):
-                fmt = landing_format(info.key)
-                if fmt is None:
-                    report.ignored_files.append(info.key)
-                    continue
-                report.landing_files.append(info.key)
-                with landing.local_copy(info.key) as local:
-                    for staged in staged_chunks(local, info.key, fmt):
-                        report.rows_in += staged.height
-                        kept = erased_users.drop(staged)
-                        report.erased += staged.height - kept.height
-                        rows = classified(kept.lazy(), hour).collect(engine="in-memory")
-                        valid = rows.filter(pl.col("_reason").is_null())
-                        valid_count += valid.height
-                        valid_writer.write_table(
-                            valid.select(EVENT_COLUMNS).cast(EVENT_SCHEMA).to_arrow()
-                        )
-                        quarantined = rows.filter(pl.col("_reason").is_not_null()).select(
-                            pl.col("_reason").alias("reason"),
-                            pl.col("_source").alias("source_file"),
-                            pl.col("_record").alias("record_number"),
-                            pl.col("_raw").alias("record"),
-                        )
-                        if quarantined.height:
-                            rejects.write_table(
-                                quarantined.cast(QUARANTINE_SCHEMA).to_arrow(),
-                                row_group_size=ROW_GROUP_ROWS,
-                            )
-                            for reason, count in quarantined["reason"].value_counts().iter_rows():
-                                report.reasons[reason] = report.reasons.get(reason, 0) + count
+            classify = partial(_classify_chunk, hour=hour, erased_users=erased_users)
+            for chunk in _in_order(classify, chunks(), INGEST_THREADS):
+                report.rows_in += chunk.rows_in
+                report.erased += chunk.erased
+                valid_count += chunk.valid.height
+                valid_writer.write_table(chunk.valid.to_arrow())
+                id_hashes.append(chunk.valid["event_id"].hash())
+                if chunk.quarantined.height:
+                    rejects.write_table(chunk.quarantined.to_arrow(), row_group_size=ROW_GROUP_ROWS)
+                    for reason, count in chunk.quarantined["reason"].value_counts().iter_rows():
+                        report.reasons[reason] = report.reasons.get(reason, 0) + count
 
         events_file = work / "events.parquet"
-        (
-            pl.scan_ipc(valid_file)
-            .unique(subset=["event_id"], keep="first", maintain_order=True)
-            .sink_parquet(events_file, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-        )
+        repeats = _repeated_rows(valid_file, id_hashes)
+        events = pl.scan_parquet(valid_file)
+        if len(repeats):
+            events = (
+                events.with_row_index("_row")
+                .filter(~pl.col("_row").is_in(repeats.implode()))
+                .drop("_row")
+            )
+        events.sink_parquet(events_file, row_group_size=ROW_GROUP_ROWS, compression="zstd")
         report.reasons = dict(sorted(report.reasons.items()))
         report.quarantined = sum(report.reasons.values())
         by_tenant = pl.scan_parquet(events_file).group_by("tenant").len().sort("tenant").collect()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -293,10 +294,15 @@ def _tabular_lazy(frame: pl.LazyFrame, source: str) -> pl.LazyFrame:
     )
 
 
-def staged_chunks(path: Path, source: str, fmt: str) -> Iterator[pl.DataFrame]:
-    """One landing file decoded to staged rows, a bounded chunk at a time, in record order."""
+def staged_chunks(path: Path, source: str, fmt: str) -> Iterator[Callable[[], pl.DataFrame]]:
+    """One landing file as bounded chunks of staged rows, in record order.
+
+    Each item decodes its chunk when called, so callers can decode chunks in parallel
+    while the file is read in order.
+    """
     if fmt == "jsonl":
-        yield from jsonl_frames(path, source)
+        for chunk in _line_chunks(path):
+            yield partial(_decoded, chunk, source)
         return
     if fmt == "csv":
         scan = pl.scan_csv(path, infer_schema=False)
@@ -304,4 +310,9 @@ def staged_chunks(path: Path, source: str, fmt: str) -> Iterator[pl.DataFrame]:
         scan = pl.scan_parquet(path)
     else:
         raise ValueError(f"unknown landing format {fmt!r}")
-    yield from _tabular_lazy(scan, source).collect_batches(chunk_size=TABULAR_CHUNK_ROWS)
+    for frame in _tabular_lazy(scan, source).collect_batches(chunk_size=TABULAR_CHUNK_ROWS):
+        yield partial(_already_decoded, frame)
+
+
+def _already_decoded(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame
