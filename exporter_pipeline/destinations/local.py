@@ -82,7 +82,14 @@ class LocalDestination(Destination):
         if not base.is_dir():
             return []
         found = []
-        for dirpath, _dirs, files in os.walk(base):
+        for dirpath, dirs, files in os.walk(base):
+            # Descend only into folders whose keys can start with the prefix.
+            folder_key = Path(dirpath).relative_to(self.root).as_posix()
+            dirs[:] = [
+                d
+                for d in dirs
+                if _may_hold(f"{folder_key}/{d}/" if folder_key != "." else f"{d}/", prefix)
+            ]
             for name in files:
                 if name.startswith(TEMP_PREFIX):
                     continue
@@ -106,3 +113,8 @@ class LocalDestination(Destination):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def _may_hold(folder_key: str, prefix: str) -> bool:
+    """Whether keys under `folder_key` (ending in /) can start with `prefix`."""
+    return folder_key.startswith(prefix) or prefix.startswith(folder_key)

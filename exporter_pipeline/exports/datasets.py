@@ -7,15 +7,17 @@ whole window.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from exporter_pipeline.derived.delivery_metrics import DIMENSIONS, METRICS
-from exporter_pipeline.events.schema import EVENT_COLUMNS, event_types_of
+from exporter_pipeline.events.schema import EVENT_COLUMNS, EVENT_TIME_DTYPE, event_types_of
 from exporter_pipeline.exports.catalog import DATASETS, METRIC_INTERVALS, VIEW_COLUMNS
 from exporter_pipeline.exports.spec import ExportDefinition
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def tenant_rows(export: ExportDefinition, files: list[Path]) -> pl.LazyFrame:
@@ -46,6 +48,13 @@ def output_columns(export: ExportDefinition) -> list[str]:
     return list(EVENT_COLUMNS)
 
 
+def _instant(moment: datetime) -> pl.Expr:
+    """`moment` as an event_time literal; built from an integer, 20 times cheaper than
+    `pl.lit(datetime)`, which counts when a backfill cuts hundreds of small hours."""
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return pl.lit(micros, dtype=pl.Int64).cast(EVENT_TIME_DTYPE)
+
+
 def event_rows(
     export: ExportDefinition, hour_file: Path, start: datetime, end: datetime
 ) -> pl.LazyFrame:
@@ -56,7 +65,7 @@ def event_rows(
         frame = frame.filter(pl.col("event_type").is_in(event_types_of(category)))
     return (
         frame.filter(_filters(export))
-        .filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+        .filter((pl.col("event_time") >= _instant(start)) & (pl.col("event_time") < _instant(end)))
         .select(output_columns(export))
     )
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 import orjson
 import polars as pl
@@ -32,13 +33,25 @@ from exporter_pipeline.exports.manifest import (
     manifest_bytes,
     sha256_of,
 )
-from exporter_pipeline.exports.naming import data_key, data_key_time, error_key, manifest_key
+from exporter_pipeline.exports.naming import (
+    TIME_FORMAT,
+    data_key,
+    data_key_prefix,
+    data_key_time,
+    error_key,
+    manifest_key,
+)
 from exporter_pipeline.exports.query import QUERY_TABLES, run_query
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.exports.writers import write_file, write_parts
 from exporter_pipeline.lake import hourly_key
 
 Progress = Callable[[int, int, str], None]
+
+# Runs log progress at most this often: every line is an event in the run's log, and a
+# backfill of small hours writes hundreds of files in seconds (each window ends with its
+# own summary line).
+PROGRESS_EVERY_S: Final = 2.0
 
 
 class ExportFailed(ExporterError):
@@ -170,6 +183,43 @@ def _write_window(
     return written, frame.collect_schema().names()
 
 
+def throttled(
+    progress: Progress, every: float = PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic
+) -> Progress:
+    """`progress`, passed on only when `every` seconds went by since the last line."""
+    last = clock()
+
+    def report(done: int, total: int, label: str) -> None:
+        nonlocal last
+        now = clock()
+        if now - last >= every:
+            last = now
+            progress(done, total, label)
+
+    return report
+
+
+def _stale_files(
+    output: Destination, path: str, start: datetime, end: datetime, keep: set[str]
+) -> list[str]:
+    """Data files of the window's times under `path` that the new manifest does not list.
+
+    Only the keys that share the window's longest common name prefix are listed (a day's
+    files for a daily window), not everything the export ever wrote.
+    """
+    window_times = {*hours_of(start, end), start}
+    names = [f"{moment.astimezone(UTC):{TIME_FORMAT}}" for moment in window_times]
+    first, last = min(names), max(names)  # their common start is everyone's (same length)
+    common = next(
+        (i for i, (a, b) in enumerate(zip(first, last, strict=True)) if a != b), len(first)
+    )
+    stale = []
+    for info in output.list(data_key_prefix(path, first[:common])):
+        if data_key_time(path, info.key) in window_times and info.key not in keep:
+            stale.append(info.key)
+    return stale
+
+
 def export_window(
     export: ExportDefinition,
     start: datetime,
@@ -197,13 +247,9 @@ def export_window(
                 entry = ManifestFile(key, rows, local.stat().st_size, sha256_of(local))
                 output.move_file(local, key)  # a rename when the output is a local folder
                 result.files.append(entry)
-        listed = {f.key for f in result.files}
-        window_times = {*hours_of(start, end), start}
-        for info in output.list(f"{path.strip('/')}/" if path.strip("/") else ""):
-            moment = data_key_time(path, info.key)
-            if moment in window_times and info.key not in listed:
-                output.delete(info.key)
-                result.removed.append(info.key)
+        for key in _stale_files(output, path, start, end, {f.key for f in result.files}):
+            output.delete(key)
+            result.removed.append(key)
         manifest = build_manifest(
             export=export.name,
             tenant=export.tenant,

@@ -16,7 +16,12 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.outputs import resource_key
 from exporter_pipeline.exports.catalog import DATASETS
-from exporter_pipeline.exports.execution import ExecutionResult, export_window, hours_of
+from exporter_pipeline.exports.execution import (
+    ExecutionResult,
+    export_window,
+    hours_of,
+    throttled,
+)
 from exporter_pipeline.exports.reconcile import expected_event_rows
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.lake import LakeResource, hourly_key
@@ -121,7 +126,13 @@ def build_export_asset(
                 )
 
             result = export_window(
-                export, window.start, window.end, store, destination, context.run_id, progress
+                export,
+                window.start,
+                window.end,
+                store,
+                destination,
+                context.run_id,
+                throttled(progress),
             )
             results.append(result)
             # One observation per partition, so the UI plots rows per window even when a

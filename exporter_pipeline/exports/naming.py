@@ -22,6 +22,11 @@ def data_key(path: str, moment: datetime, suffix: str, part: int | None = None) 
     return _join(path, f"{moment.astimezone(UTC):{TIME_FORMAT}}{number}.{suffix}")
 
 
+def data_key_prefix(path: str, name_start: str = "") -> str:
+    """The listing prefix of the data files of `path` whose names start with `name_start`."""
+    return _join(path, name_start)
+
+
 def manifest_key(path: str, start: datetime, end: datetime) -> str:
     return _join(
         path,
@@ -47,4 +52,15 @@ def data_key_time(path: str, key: str) -> datetime | None:
     match = _DATA_NAME.match(key[len(prefix) :])
     if not match:
         return None
-    return datetime.strptime(match.group(1), TIME_FORMAT).replace(tzinfo=UTC)
+    name = match.group(1)  # yyyy-MM-dd-HH-mm, read by position (strptime is slow)
+    try:
+        return datetime(
+            int(name[0:4]),
+            int(name[5:7]),
+            int(name[8:10]),
+            int(name[11:13]),
+            int(name[14:16]),
+            tzinfo=UTC,
+        )
+    except ValueError:  # digits in the right places, but no such date or time
+        return None

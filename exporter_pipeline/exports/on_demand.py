@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError
 
 from exporter_pipeline.destinations.outputs import resource_key
 from exporter_pipeline.errors import DefinitionError
-from exporter_pipeline.exports.execution import export_window
+from exporter_pipeline.exports.execution import export_window, throttled
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition, describe_errors
 from exporter_pipeline.lake import LakeResource
 
@@ -123,7 +123,7 @@ def build_on_demand_job(definitions: DefinitionsFile) -> dg.JobDefinition:
             context.log.info(f"{done}/{total} files ({done / total:.0%}), {label}")
 
         result = export_window(
-            export, start, end, lake.lake(), destination, context.run_id, progress
+            export, start, end, lake.lake(), destination, context.run_id, throttled(progress)
         )
         summary = {
             "manifest": result.manifest_key,

@@ -85,6 +85,13 @@ class TestDestinationContract:
         ]
         assert [o.key for o in destination.list("a/")] == ["a/b/file.csv", "a/c.csv"]
         assert [o.key for o in destination.list("a/b")] == ["a/b/file.csv"]
+        # A prefix may end inside a name, at any depth (an export lists one day's files).
+        destination.put_bytes(b"dd", "a/bz/deep.csv")
+        assert [o.key for o in destination.list("a/b")] == ["a/b/file.csv", "a/bz/deep.csv"]
+        assert [o.key for o in destination.list("a/bz")] == ["a/bz/deep.csv"]
+        assert [o.key for o in destination.list("a/c")] == ["a/c.csv"]
+        assert [o.key for o in destination.list("a/x")] == []
+        destination.delete("a/bz/deep.csv")
         assert destination.exists("a/c.csv") and not destination.exists("a/missing.csv")
 
         destination.delete("a/b/file.csv")

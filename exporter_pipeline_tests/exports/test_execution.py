@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from exporter_pipeline.destinations import destination_from_url
-from exporter_pipeline.exports.execution import ExportFailed, export_window
+from exporter_pipeline.exports.execution import ExportFailed, export_window, throttled
 from exporter_pipeline.exports.query import QueryRejected, run_query
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline_tests.exports.conftest import DAY, HOURS, Lake, build_lake, definition
@@ -58,6 +58,30 @@ def test_rerun_overwrites_same_keys_same_bytes_and_removes_stale_parts(
     }
     assert json.loads((out / manifest).read_text())["run_id"] == "run-3"
     assert third.removed == []
+
+
+def test_progress_lines_arethrottled() -> None:
+    now = [100.0]
+    lines: list[tuple[int, int, str]] = []
+    report = throttled(lambda *line: lines.append(line), every=2.0, clock=lambda: now[0])
+    for done, moment in enumerate([100.5, 101.9, 102.1, 103.0, 104.0, 104.1, 110.0], start=1):
+        now[0] = moment
+        report(done, 7, f"file {done}")
+    assert lines == [(3, 7, "file 3"), (6, 7, "file 6"), (7, 7, "file 7")]
+
+
+def test_rerun_of_one_day_removes_only_that_days_stale_files(lake: Lake, tmp_path: Path) -> None:
+    """Stale files are found by listing the window's names only; neighbours stay."""
+    out = tmp_path / "out"
+    output = destination_from_url(str(out))
+    export = definition(format="csv")
+    export_window(export, START, END, lake.store, output, "a")
+    strays = ["exp/2026-10-01-01-00-007.csv", "exp/2026-10-01-02-00.csv", "exp/2026-10-011.csv"]
+    for stray in strays:
+        (out / stray).write_text("stray")
+    result = export_window(export, START, END, lake.store, output, "b")
+    assert result.removed == ["exp/2026-10-01-01-00-007.csv"]
+    assert (out / "exp/2026-10-01-02-00.csv").exists() and (out / "exp/2026-10-011.csv").exists()
 
 
 def test_other_windows_are_left_alone(lake: Lake, tmp_path: Path) -> None:
