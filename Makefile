@@ -27,14 +27,14 @@ demo: setup instance
 	.venv/bin/exporter-pipeline demo
 
 test: setup instance test-servers
-	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests
+	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests benchmarks
 	.venv/bin/mypy
 	.venv/bin/dagster definitions validate -w workspace.yaml
 	.venv/bin/pytest
 
 lint:
-	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests
-	.venv/bin/ruff format --check exporter_pipeline exporter_pipeline_tests
+	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests benchmarks
+	.venv/bin/ruff format --check exporter_pipeline exporter_pipeline_tests benchmarks
 	.venv/bin/mypy
 
 ui: setup instance

@@ -50,6 +50,7 @@ def _measure(target: Callable[..., Any], args: tuple[Any, ...], queue: Any) -> N
 
 def measure(target: Callable[..., Any], *args: Any) -> tuple[float, int, int]:
     """(seconds, peak RSS bytes, rows) of `target(*args)` in a fresh process."""
+    os.sync()  # the previous step's files are on disk: its write-back is not this step's
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_measure, args=(target, args, queue))
@@ -166,7 +167,7 @@ def polars_export(work: str, case: str) -> int:
     target.parent.mkdir(exist_ok=True)
     compression = fields.get("compression") or "uncompressed"
     if fields["format"] == "csv":
-        frame.sink_csv(target, compression=compression, check_extension=False)  # type: ignore[call-overload]
+        frame.sink_csv(target, compression=compression, check_extension=False)  # type: ignore[call-overload,arg-type]
     elif fields["format"] == "jsonl":
         frame.sink_ndjson(target, check_extension=False)
     else:
@@ -291,7 +292,7 @@ def backfill_30_days(work: str, per_hour: int) -> int:
     )
     job = defs.resolve_job_def("export_small")
     asset = defs.resolve_assets_def(dg.AssetKey(["exports", "small"]))
-    per_run = asset.backfill_policy.max_partitions_per_run  # type: ignore[union-attr]
+    per_run = int(asset.backfill_policy.max_partitions_per_run or 1)  # type: ignore[union-attr]
     days = [f"2026-09-{d:02d}" for d in range(1, 31)]
     instance = dg.DagsterInstance.ephemeral()
     export_seconds = run_seconds = 0.0
@@ -402,9 +403,19 @@ def run_process_start_seconds() -> float:
 # --- the table ----------------------------------------------------------------------------
 
 
-def median_of(rounds: int, target: Callable[..., Any], *args: Any) -> tuple[float, int, int]:
-    results = [measure(target, *args) for _ in range(rounds)]
-    return (statistics.median(r[0] for r in results), max(r[1] for r in results), results[-1][2])
+def medians(
+    rounds: int, *steps: tuple[Callable[..., Any], tuple[Any, ...]]
+) -> list[tuple[float, int, int]]:
+    """Per step: (median seconds, max peak RSS, rows). The steps alternate within each
+    round, so the product and its baselines see the same machine conditions."""
+    results: list[list[tuple[float, int, int]]] = [[] for _ in steps]
+    for _ in range(rounds):
+        for done, (target, args) in zip(results, steps, strict=True):
+            done.append(measure(target, *args))
+    return [
+        (statistics.median(r[0] for r in done), max(r[1] for r in done), done[-1][2])
+        for done in results
+    ]
 
 
 def main() -> int:
@@ -451,19 +462,22 @@ def main() -> int:
         f"\n{'step':<24} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'RSS MB':>8} "
         f"{'/polars':>7} {'/duckdb':>7}"
     )
-    ingest = median_of(args.rounds, product_ingest, work)
-    polars_in = median_of(args.rounds, polars_ingest, work)
+    ingest, polars_in = medians(args.rounds, (product_ingest, (work,)), (polars_ingest, (work,)))
     line("ingest (product)", ingest[0], ingest[1], ingest[2], landing_bytes, polars_in[0])
     line("ingest (bare polars)", polars_in[0], polars_in[1], polars_in[2], landing_bytes)
     measure(derive, work)
     raw_bytes = (Path(work) / "lake" / RAW).stat().st_size
     for case in CASES:
-        product = median_of(args.rounds, product_export, work, case)
-        polars = median_of(args.rounds, polars_export, work, case)
-        duck = median_of(args.rounds, duckdb_export, work, case)
+        product, polars, duck = medians(
+            args.rounds,
+            (product_export, (work, case)),
+            (polars_export, (work, case)),
+            (duckdb_export, (work, case)),
+        )
         line(f"export {case}", product[0], product[1], product[2], raw_bytes, polars[0], duck[0])
-    metric = median_of(args.rounds, product_metrics, work)
-    polars_metric = median_of(args.rounds, polars_metrics, work)
+    metric, polars_metric = medians(
+        args.rounds, (product_metrics, (work,)), (polars_metrics, (work,))
+    )
     line("metrics 1m x 2 dims", metric[0], metric[1], metric[2], raw_bytes, polars_metric[0])
 
     gz = measure(gzip_two_core_mb_s, work)[2]
