@@ -423,6 +423,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=5_000_000, help="events in the hour")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", default="benchmarks/out")
+    parser.add_argument(
+        "--span-hours", default="1,24,48", help="window lengths for the peak-RSS comparison"
+    )
+    parser.add_argument(
+        "--backfill-events", default="200,20000", help="events per hour of the backfill data sets"
+    )
     args = parser.parse_args()
     work = str(Path(args.work).resolve())
     shutil.rmtree(work, ignore_errors=True)
@@ -487,18 +493,19 @@ def main() -> int:
         f"\nCSV.gz: {csv_bytes / csv_gz[1] / 1e6:.1f} MB/s of CSV vs two-core gzip "
         f"{gz / 1e6:.1f} MB/s ({csv_bytes / csv_gz[1] / gz:.0%})"
     )
-    measure(spread_hours, work, 48)
-    spans = [measure(product_export_hours, work, hours) for hours in (1, 24, 48)]
+    span_hours = [int(h) for h in args.span_hours.split(",")]
+    measure(spread_hours, work, max(span_hours))
+    spans = [measure(product_export_hours, work, hours) for hours in span_hours]
     print(
         "peak RSS exporting "
         + "; ".join(
             f"{hours} hour{'s' * (hours > 1)} ({rows:,} rows): {peak / 2**20:.0f} MB"
-            for hours, (_, peak, rows) in zip((1, 24, 48), spans, strict=True)
+            for hours, (_, peak, rows) in zip(span_hours, spans, strict=True)
         )
     )
 
     start = run_process_start_seconds()
-    for per_hour in (200, 20_000):
+    for per_hour in (int(n) for n in args.backfill_events.split(",")):
         measure(build_backfill_lake, work, per_hour)
         runs = measure(backfill_30_days, work, per_hour)[2]
         timings = json.loads((Path(work) / f"backfill-{per_hour}" / "timings.json").read_text())

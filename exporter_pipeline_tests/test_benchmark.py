@@ -1,0 +1,63 @@
+"""The benchmark command runs end to end and prints its whole table (a small, quick run).
+
+Its numbers are not checked here: performance is measured by the benchmark, not by tests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = [
+    "ingest (product)",
+    "ingest (bare polars)",
+    "export csv ",
+    "export parquet",
+    "export jsonl",
+    "export csv.gz",
+    "export csv 3 columns",
+    "export csv filtered",
+    "metrics 1m x 2 dims",
+]
+
+
+def test_benchmark_command_prints_every_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--events",
+            "4000",
+            "--rounds",
+            "1",
+            "--span-hours",
+            "1,2",
+            "--backfill-events",
+            "50",
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for step in STEPS:
+        line = next((row for row in out.splitlines() if row.startswith(step)), None)
+        assert line is not None, f"no line for {step!r} in:\n{out}"
+        assert re.search(r"\d+\.\d\d", line), line
+    # Exports carry both ratios: product / bare polars and product / DuckDB.
+    csv = next(row for row in out.splitlines() if row.startswith("export csv "))
+    assert re.search(r"\s\d+\.\d\d\s+\d+\.\d\d$", csv), csv
+    assert re.search(r"CSV\.gz: [\d.]+ MB/s of CSV vs two-core gzip [\d.]+ MB/s", out), out
+    assert re.search(r"1 hour \(2,000 rows\): \d+ MB; 2 hours \(4,000 rows\): \d+ MB", out), out
+    assert re.search(
+        r"30-day daily backfill, 50 events/hour: 3 runs, [\d.]+ s wall, export work [\d.]+ s, "
+        r"orchestration \d+%",
+        out,
+    ), out
