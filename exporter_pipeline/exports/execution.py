@@ -10,6 +10,7 @@ last. A failure before publishing leaves the output as it was, plus an error fil
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -209,12 +210,9 @@ def _stale_files(
     """
     window_times = {*hours_of(start, end), start}
     names = [f"{moment.astimezone(UTC):{TIME_FORMAT}}" for moment in window_times]
-    first, last = min(names), max(names)  # their common start is everyone's (same length)
-    common = next(
-        (i for i, (a, b) in enumerate(zip(first, last, strict=True)) if a != b), len(first)
-    )
+    common = os.path.commonprefix(names)  # noqa: RUF071  # names, not paths: by character
     stale = []
-    for info in output.list(data_key_prefix(path, first[:common])):
+    for info in output.list(data_key_prefix(path, common)):
         if data_key_time(path, info.key) in window_times and info.key not in keep:
             stale.append(info.key)
     return stale
