@@ -505,13 +505,13 @@ def main() -> int:
     spans = []
     for hours in span_hours:
         spans.append(measure(product_export_hours, work, hours))
-        shutil.rmtree(Path(work) / "out-span", ignore_errors=True)  # disk, not the table
+        shutil.rmtree(Path(work) / "out-span", ignore_errors=True)  # measured: free the disk
     shutil.rmtree(Path(work) / "lake-span", ignore_errors=True)
     print(
         "peak RSS exporting "
         + "; ".join(
-            f"{hours} hour{'s' * (hours > 1)} ({rows:,} rows): {peak / 2**20:.0f} MB"
-            for hours, (_, peak, rows) in zip(span_hours, spans, strict=True)
+            f"{hours} hour{'s' * (hours > 1)} ({count:,} rows): {peak / 2**20:.0f} MB"
+            for hours, (_, peak, count) in zip(span_hours, spans, strict=True)
         )
     )
 
