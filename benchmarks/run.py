@@ -458,6 +458,7 @@ def main() -> int:
         nbytes: int,
         polars_s: float | None = None,
         duck_s: float | None = None,
+        polars_peak: int | None = None,
     ) -> None:
         rate = count / seconds if seconds else 0
         mb_s = nbytes / seconds / 1e6 if seconds else 0
@@ -466,6 +467,7 @@ def main() -> int:
         rows.append((name, seconds, peak, count, ratio_p, ratio_d))
         print(
             f"{name:<24} {seconds:8.2f} {rate:12,.0f} {mb_s:8.1f} {peak / 2**20:8.0f} "
+            f"{'' if polars_peak is None else f'{polars_peak / 2**20:.0f}':>9} "
             f"{'' if ratio_p is None else f'{ratio_p:6.2f}':>7} "
             f"{'' if ratio_d is None else f'{ratio_d:6.2f}':>7}",
             flush=True,
@@ -473,7 +475,7 @@ def main() -> int:
 
     print(
         f"\n{'step':<24} {'seconds':>8} {'rows/s':>12} {'MB/s':>8} {'RSS MB':>8} "
-        f"{'/polars':>7} {'/duckdb':>7}"
+        f"{'polars MB':>9} {'/polars':>7} {'/duckdb':>7}"
     )
     ingest, polars_in = medians(args.rounds, (product_ingest, (work,)), (polars_ingest, (work,)))
     line("ingest (product)", ingest[0], ingest[1], ingest[2], landing_bytes, polars_in[0])
@@ -487,11 +489,24 @@ def main() -> int:
             (polars_export, (work, case)),
             (duckdb_export, (work, case)),
         )
-        line(f"export {case}", product[0], product[1], product[2], raw_bytes, polars[0], duck[0])
+        line(
+            f"export {case}",
+            *product,
+            raw_bytes,
+            polars[0],
+            duck[0],
+            polars_peak=polars[1],
+        )
     metric, polars_metric = medians(
         args.rounds, (product_metrics, (work,)), (polars_metrics, (work,))
     )
-    line("metrics 1m x 2 dims", metric[0], metric[1], metric[2], raw_bytes, polars_metric[0])
+    line(
+        "metrics 1m x 2 dims",
+        *metric,
+        raw_bytes,
+        polars_metric[0],
+        polars_peak=polars_metric[1],
+    )
 
     gz = measure(gzip_two_core_mb_s, work)[2]
     csv_gz = next(r for r in rows if r[0] == "export csv.gz")

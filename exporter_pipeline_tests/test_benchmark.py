@@ -51,9 +51,10 @@ def test_benchmark_command_prints_every_line(tmp_path: Path) -> None:
         line = next((row for row in out.splitlines() if row.startswith(step)), None)
         assert line is not None, f"no line for {step!r} in:\n{out}"
         assert re.search(r"\d+\.\d\d", line), line
-    # Exports carry both ratios: product / bare polars and product / DuckDB.
+    # Exports carry the product's and bare polars' peak RSS (MB), then both ratios:
+    # product / bare polars and product / DuckDB.
     csv = next(row for row in out.splitlines() if row.startswith("export csv "))
-    assert re.search(r"\s\d+\.\d\d\s+\d+\.\d\d$", csv), csv
+    assert re.search(r"\s\d+\s+\d+\s+\d+\.\d\d\s+\d+\.\d\d$", csv), csv
     assert re.search(r"CSV\.gz: [\d.]+ MB/s of CSV vs two-core gzip [\d.]+ MB/s", out), out
     assert re.search(r"1 hour \(2,000 rows\): \d+ MB; 2 hours \(4,000 rows\): \d+ MB", out), out
     assert re.search(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from exporter_pipeline.derived.delivery_metrics import delivery_metrics
@@ -32,16 +33,27 @@ class Lake:
 
 
 def build_lake(
-    root: Path, events_per_hour: int = 4000, seed: int = 21, hours: int = len(HOURS)
+    root: Path,
+    events_per_hour: int = 4000,
+    seed: int = 21,
+    hours: int = len(HOURS),
+    row_group_rows: int | None = None,
 ) -> Lake:
-    """Simulated landing files ingested into a lake, with both derived data sets."""
+    """Simulated landing files ingested into a lake, with both derived data sets.
+
+    `row_group_rows` rewrites each raw hour in row groups of that many rows, as a large
+    hour is stored (the lake writes 128 K-row groups), so exports read it group by group.
+    """
     landing = root / "landing"
     end = DAY + timedelta(hours=hours)
     simulate(landing, ["acme", "globex"], DAY, end, events_per_hour, seed=seed)
     store = destination_from_url(str(root / "lake"))
     for hour in (DAY + timedelta(hours=h) for h in range(hours)):
         ingest_hour(hour, destination_from_url(str(landing)), store)
-        raw = pl.scan_parquet(root / "lake" / hourly_key("raw_events", hour))
+        raw_file = root / "lake" / hourly_key("raw_events", hour)
+        if row_group_rows:
+            pq.write_table(pq.read_table(raw_file), raw_file, row_group_size=row_group_rows)
+        raw = pl.scan_parquet(raw_file)
         for name, transform in (
             ("view_segments", view_segments),
             ("delivery_metrics", delivery_metrics),
@@ -54,7 +66,7 @@ def build_lake(
 
 @pytest.fixture(scope="session")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    return build_lake(tmp_path_factory.mktemp("export-lake"))
+    return build_lake(tmp_path_factory.mktemp("export-lake"), row_group_rows=700)
 
 
 def definition(**fields: Any) -> ExportDefinition:

@@ -60,7 +60,7 @@ def test_rerun_overwrites_same_keys_same_bytes_and_removes_stale_parts(
     assert third.removed == []
 
 
-def test_progress_lines_arethrottled() -> None:
+def test_progress_lines_are_throttled() -> None:
     now = [100.0]
     lines: list[tuple[int, int, str]] = []
     report = throttled(lambda *line: lines.append(line), every=2.0, clock=lambda: now[0])
