@@ -36,7 +36,7 @@ from exporter_pipeline.events.schema import (
     INTEGER_COLUMNS,
     QUARANTINE_SCHEMA,
 )
-from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key
+from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key, scan_by_row_group
 from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_tombstones
 
 _EVENT_ARROW: Final = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
@@ -248,11 +248,16 @@ def _repeated_rows(valid_file: Path, id_hashes: list[pl.Series]) -> pl.Series:
     bounded however large the hour; a hash collision is told apart by the ids themselves.
     """
     hashes = pl.concat(id_hashes) if id_hashes else pl.Series(dtype=pl.UInt64)
-    candidates = hashes.is_duplicated().arg_true()
+    # Sorted, equal hashes are neighbours: 12 bytes a row, where `is_duplicated`'s hash
+    # table took about 80 (400 MB for 5 M events).
+    order = hashes.arg_sort()
+    ordered = hashes.gather(order)
+    repeated = ((ordered == ordered.shift(1)) | (ordered == ordered.shift(-1))).fill_null(False)
+    candidates = order.filter(repeated).sort()
     if not len(candidates):
         return pl.Series("_row", [], dtype=pl.UInt32)
     rows = (
-        pl.scan_parquet(valid_file)
+        scan_by_row_group(valid_file)
         .with_row_index("_row")
         .filter(pl.col("_row").is_in(candidates.implode()))
         .select("_row", "event_id")
@@ -314,7 +319,7 @@ def ingest_hour(
 
         events_file = work / "events.parquet"
         repeats = _repeated_rows(valid_file, id_hashes)
-        events = pl.scan_parquet(valid_file)
+        events = scan_by_row_group(valid_file)
         if len(repeats):
             events = (
                 events.with_row_index("_row")

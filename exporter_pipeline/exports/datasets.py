@@ -7,64 +7,24 @@ whole window.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
-from polars.io.plugins import register_io_source
 
 from exporter_pipeline.derived.delivery_metrics import DIMENSIONS, METRICS
 from exporter_pipeline.events.schema import EVENT_COLUMNS, EVENT_TIME_DTYPE, event_types_of
 from exporter_pipeline.exports.catalog import DATASETS, METRIC_INTERVALS, VIEW_COLUMNS
 from exporter_pipeline.exports.spec import ExportDefinition
+from exporter_pipeline.lake import scan_by_row_group
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def tenant_rows(export: ExportDefinition, files: list[Path]) -> pl.LazyFrame:
     """The tenant's rows of some lake files: the only way a data set reads the lake."""
-    source = by_row_group(files[0]) if len(files) == 1 else pl.scan_parquet(files)
+    source = scan_by_row_group(files[0]) if len(files) == 1 else pl.scan_parquet(files)
     return source.filter(pl.col("tenant") == export.tenant)
-
-
-def by_row_group(file: Path) -> pl.LazyFrame:
-    """One lake file as a lazy frame that decodes one row group at a time.
-
-    polars' own Parquet scan decodes far ahead of a slower sink (pola-rs/polars#28569):
-    writing an hour of 5 M events to CSV peaked near 1 GB, whatever the prefetch
-    settings. Here each row group is its own small query, pulled when the sink wants the
-    next batch, so memory follows the row group, not the hour (`register_io_source` is
-    marked unstable: polars is pinned by the lock, and the export tests read such files).
-    A file of one row group is scanned as it is.
-    """
-    metadata = pq.read_metadata(file)
-    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-    scan = pl.scan_parquet(file)
-    if len(sizes) < 2:
-        return scan
-
-    def batches(
-        columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, _size: int | None
-    ) -> Iterator[pl.DataFrame]:
-        offset, left = 0, n_rows
-        for size in sizes:
-            group = scan.slice(offset, size)
-            offset += size
-            if predicate is not None:
-                group = group.filter(predicate)
-            if columns is not None:
-                group = group.select(columns)
-            batch = group.collect()
-            if left is not None:
-                batch = batch.head(left)
-                left -= batch.height
-            yield batch
-            if left == 0:
-                return
-
-    return register_io_source(batches, schema=scan.collect_schema())
 
 
 def _filters(export: ExportDefinition, rename: dict[str, str] | None = None) -> pl.Expr:

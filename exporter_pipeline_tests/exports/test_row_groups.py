@@ -9,8 +9,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from exporter_pipeline.exports.datasets import by_row_group
 from exporter_pipeline.exports.writers import write_file
+from exporter_pipeline.lake import scan_by_row_group
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -47,12 +47,15 @@ def _selections(frame: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
         "slice across groups": acme.slice(600, 900),
         "time cut": acme.filter(pl.col("event_time") >= START + timedelta(minutes=30)),
         "count": acme.select(pl.len()),
+        "row numbers": frame.with_row_index("_row").filter(
+            pl.col("_row").is_in([0, 999, 1000, 2499])
+        ),
     }
 
 
 def test_every_selection_equals_polars_own_scan(hour_file: Path) -> None:
     expected = _selections(pl.scan_parquet(hour_file))
-    got = _selections(by_row_group(hour_file))
+    got = _selections(scan_by_row_group(hour_file))
     for name, frame in got.items():
         assert frame.collect().equals(expected[name].collect()), name
     assert got["count"].collect().item() == sum(1 for i in range(2500) if i % 3)
@@ -65,7 +68,8 @@ def test_written_file_and_row_count_equal_polars_own_scan(
     hour_file: Path, tmp_path: Path, fmt: str, compression: str | None
 ) -> None:
     rows = {}
-    for name, source in (("scan", pl.scan_parquet(hour_file)), ("groups", by_row_group(hour_file))):
+    sources = {"scan": pl.scan_parquet(hour_file), "groups": scan_by_row_group(hour_file)}
+    for name, source in sources.items():
         frame = source.filter(pl.col("tenant") == "acme").filter(pl.col("played_ms") > 5000)
         rows[name] = write_file(frame, fmt, compression, tmp_path / f"{name}.out")
     expected = sum(1 for i in range(2500) if i % 3 and i % 11 and i * 10 > 5000)
@@ -81,9 +85,9 @@ def test_written_file_and_row_count_equal_polars_own_scan(
 def test_a_file_of_one_row_group_is_scanned_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "small.parquet"
     pl.DataFrame({"tenant": ["acme", "globex"]}).write_parquet(path)
-    assert "PYTHON" not in by_row_group(path).explain()
+    assert "PYTHON" not in scan_by_row_group(path).explain()
     many = tmp_path / "many.parquet"
     pq.write_table(
         pl.DataFrame({"tenant": ["acme", "globex"] * 5}).to_arrow(), many, row_group_size=3
     )
-    assert "PYTHON" in by_row_group(many).explain()
+    assert "PYTHON" in scan_by_row_group(many).explain()
