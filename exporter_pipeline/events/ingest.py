@@ -248,8 +248,8 @@ def _repeated_rows(valid_file: Path, id_hashes: list[pl.Series]) -> pl.Series:
     bounded however large the hour; a hash collision is told apart by the ids themselves.
     """
     hashes = pl.concat(id_hashes) if id_hashes else pl.Series(dtype=pl.UInt64)
-    # Sorted, equal hashes are neighbours: 12 bytes a row, where `is_duplicated`'s hash
-    # table took about 80 (400 MB for 5 M events).
+    # Sorted, equal hashes are neighbours: about 30 bytes a row at the peak, where
+    # `is_duplicated`'s hash table took about 80 (400 MB for 5 M events).
     order = hashes.arg_sort()
     ordered = hashes.gather(order)
     repeated = ((ordered == ordered.shift(1)) | (ordered == ordered.shift(-1))).fill_null(False)
