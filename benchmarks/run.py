@@ -251,8 +251,6 @@ def backfill_30_days(work: str, per_hour: int) -> int:
     Writes `backfill-<per_hour>/timings.json`: the runs' wall time (in process: from launch to the
     end of each run) and their export work (`duration_s` of the materializations).
     """
-    import json
-
     import dagster as dg
     import yaml
 
@@ -358,6 +356,8 @@ def spread_hours(work: str, hours: int) -> int:
     consecutive hours (not measured)."""
     import polars as pl
 
+    from exporter_pipeline.lake import ROW_GROUP_ROWS
+
     start = HOUR.replace(hour=0)
     for hour in range(hours):
         moment = start + timedelta(hours=hour)
@@ -368,7 +368,7 @@ def spread_hours(work: str, hours: int) -> int:
             pl.scan_parquet(f"{work}/lake/{RAW}")
             .head(SPAN_HOUR_EVENTS)
             .with_columns(pl.col("event_time") + shift)
-            .sink_parquet(target / "events.parquet", row_group_size=128 * 1024)
+            .sink_parquet(target / "events.parquet", row_group_size=ROW_GROUP_ROWS)
         )
     return hours
 
@@ -478,8 +478,8 @@ def main() -> int:
         f"{'polars MB':>9} {'/polars':>7} {'/duckdb':>7}"
     )
     ingest, polars_in = medians(args.rounds, (product_ingest, (work,)), (polars_ingest, (work,)))
-    line("ingest (product)", ingest[0], ingest[1], ingest[2], landing_bytes, polars_in[0])
-    line("ingest (bare polars)", polars_in[0], polars_in[1], polars_in[2], landing_bytes)
+    line("ingest (product)", *ingest, landing_bytes, polars_in[0])
+    line("ingest (bare polars)", *polars_in, landing_bytes)
     measure(derive, work)
     raw_bytes = (Path(work) / "lake" / RAW).stat().st_size
     for case in CASES:
