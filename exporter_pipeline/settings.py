@@ -18,6 +18,21 @@ DEFAULTS = {
     "EXPORTER_SMTP_STARTTLS": "false",
     "EXPORTER_SMTP_USER": "",
     "EXPORTER_SMTP_FROM": "exports@exporter-pipeline.local",
+    # Webhooks to loopback, private, link-local or multicast addresses (tests, the demo).
+    "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "false",
+    # One webhook attempt, and one whole delivery with its retries, in seconds.
+    "EXPORTER_WEBHOOK_ATTEMPT_TIMEOUT_S": "15",
+    "EXPORTER_WEBHOOK_TOTAL_TIMEOUT_S": "300",
+    # Bytes of a receiver's answer that are read at most.
+    "EXPORTER_WEBHOOK_MAX_RESPONSE_BYTES": "65536",
+    # Caps of one SQL (query) export run; an export may lower them with `limits:`.
+    "EXPORTER_QUERY_MEMORY_MB": "2048",
+    "EXPORTER_QUERY_TIMEOUT_S": "600",
+    "EXPORTER_QUERY_MAX_ROWS": "50000000",
+    "EXPORTER_QUERY_TEMP_MB": "10240",
+    # Longest run of an export job and of a delivery run (Dagster's dagster/max_runtime).
+    "EXPORTER_EXPORT_MAX_RUNTIME_S": "21600",
+    "EXPORTER_DELIVERY_MAX_RUNTIME_S": "1800",
 }
 
 
@@ -32,6 +47,16 @@ class Settings:
     smtp_starttls: bool = False
     smtp_user: str = ""
     smtp_from: str = "exports@exporter-pipeline.local"
+    webhook_allow_private: bool = False
+    webhook_attempt_timeout_s: float = 15.0
+    webhook_total_timeout_s: float = 300.0
+    webhook_max_response_bytes: int = 65536
+    query_memory_mb: int = 2048
+    query_timeout_s: float = 600.0
+    query_max_rows: int = 50_000_000
+    query_temp_mb: int = 10240
+    export_max_runtime_s: int = 21600
+    delivery_max_runtime_s: int = 1800
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,6 +68,9 @@ class Settings:
         def get_text(name: str) -> str:
             return source.get(name, DEFAULTS[name])
 
+        def get_flag(name: str) -> bool:
+            return get(name).lower() in ("1", "true", "yes")
+
         start = datetime.fromisoformat(get("EXPORTER_PARTITIONS_START"))
         return cls(
             landing_url=get("EXPORTER_LANDING_URL"),
@@ -51,7 +79,17 @@ class Settings:
             partitions_start=start.replace(tzinfo=start.tzinfo or UTC),
             smtp_host=get("EXPORTER_SMTP_HOST"),
             smtp_port=int(get("EXPORTER_SMTP_PORT")),
-            smtp_starttls=get("EXPORTER_SMTP_STARTTLS").lower() in ("1", "true", "yes"),
+            smtp_starttls=get_flag("EXPORTER_SMTP_STARTTLS"),
             smtp_user=get_text("EXPORTER_SMTP_USER"),
             smtp_from=get("EXPORTER_SMTP_FROM"),
+            webhook_allow_private=get_flag("EXPORTER_WEBHOOK_ALLOW_PRIVATE"),
+            webhook_attempt_timeout_s=float(get("EXPORTER_WEBHOOK_ATTEMPT_TIMEOUT_S")),
+            webhook_total_timeout_s=float(get("EXPORTER_WEBHOOK_TOTAL_TIMEOUT_S")),
+            webhook_max_response_bytes=int(get("EXPORTER_WEBHOOK_MAX_RESPONSE_BYTES")),
+            query_memory_mb=int(get("EXPORTER_QUERY_MEMORY_MB")),
+            query_timeout_s=float(get("EXPORTER_QUERY_TIMEOUT_S")),
+            query_max_rows=int(get("EXPORTER_QUERY_MAX_ROWS")),
+            query_temp_mb=int(get("EXPORTER_QUERY_TEMP_MB")),
+            export_max_runtime_s=int(get("EXPORTER_EXPORT_MAX_RUNTIME_S")),
+            delivery_max_runtime_s=int(get("EXPORTER_DELIVERY_MAX_RUNTIME_S")),
         )
