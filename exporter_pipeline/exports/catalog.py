@@ -91,7 +91,11 @@ DATASETS: Final[dict[str, DataSet]] = {
         "metrics", "aggregate", ("delivery_metrics",), (), ("metrics", "interval", "dimensions")
     ),
     "query": DataSet(
-        "query", "aggregate", ("raw_events", "view_segments", "delivery_metrics"), (), ("query",)
+        "query",
+        "aggregate",
+        ("raw_events", "view_segments", "delivery_metrics"),
+        (),
+        ("query", "limits"),
     ),
 }
 # Every dataset-specific key, so a key set on the wrong data set is named as such.

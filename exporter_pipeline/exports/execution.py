@@ -42,10 +42,11 @@ from exporter_pipeline.exports.naming import (
     error_key,
     manifest_key,
 )
-from exporter_pipeline.exports.query import QUERY_TABLES, run_query
+from exporter_pipeline.exports.query import QUERY_TABLES, QueryLimits, run_query
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.exports.writers import write_file, write_parts
 from exporter_pipeline.lake import hourly_key
+from exporter_pipeline.settings import Settings
 
 Progress = Callable[[int, int, str], None]
 
@@ -109,9 +110,12 @@ class _LakeFiles:
 
 def _query_tables(
     export: ExportDefinition, files: _LakeFiles, start: datetime, end: datetime, work: Path
-) -> tuple[dict[str, pl.LazyFrame], set[str]]:
-    """The tenant's tables for a SQL export, each copied to its own local file first."""
-    tables, sources = {}, set()
+) -> dict[str, Path]:
+    """The tenant's rows of the window for a SQL export, one local Parquet file per table.
+
+    The tenant and window cut is ours, made before the query engine sees any row.
+    """
+    tables = {}
     for table, dataset in QUERY_TABLES.items():
         rows = datasets.tenant_rows(export, files.hours(dataset, start, end))
         time_column = {
@@ -122,9 +126,20 @@ def _query_tables(
         rows = rows.filter((pl.col(time_column) >= start) & (pl.col(time_column) < end))
         local = work / f"table-{table}.parquet"
         rows.sink_parquet(local)
-        tables[table] = pl.scan_parquet(local)
-        sources.add(str(local))
-    return tables, sources
+        tables[table] = local
+    return tables
+
+
+def query_limits(export: ExportDefinition, settings: Settings | None = None) -> QueryLimits:
+    """The caps of the export's query runs: the operator's, lowered by the export's own."""
+    settings = settings or Settings.from_env()
+    operator = QueryLimits(
+        memory_mb=settings.query_memory_mb,
+        timeout_s=settings.query_timeout_s,
+        max_rows=settings.query_max_rows,
+        temp_mb=settings.query_temp_mb,
+    )
+    return operator.lowered(**(export.limits.model_dump() if export.limits else {}))
 
 
 def _write_window(
@@ -176,8 +191,9 @@ def _write_window(
     elif export.dataset == "viewers":
         frame = datasets.viewers(export, files.hours("view_segments", start, end), start, end)
     else:
-        tables, sources = _query_tables(export, files, start, end, work)
-        frame = run_query(export.query or "", tables, sources)
+        tables = _query_tables(export, files, start, end, work)
+        answer = run_query(export.query or "", tables, work / "query", query_limits(export))
+        frame = pl.scan_parquet(answer.path)
     local = work / "window.out"
     keep(start, [(local, write_file(frame, export.format, export.compression, local))])
     progress(1, 1, f"{start:%Y-%m-%d %H:%M}")

@@ -156,6 +156,15 @@ class Schedule(_Strict):
         return day.lower() if day else None
 
 
+class QueryLimitsSpec(_Strict):
+    """An export's own caps for its query runs; each only lowers the operator's setting."""
+
+    memory_mb: Annotated[int, Field(ge=64)] | None = None
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    max_rows: Annotated[int, Field(ge=1)] | None = None
+    temp_mb: Annotated[int, Field(ge=1)] | None = None
+
+
 def _as_utc(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
@@ -195,6 +204,7 @@ class ExportDefinition(_Strict):
     viewer_identifier: str | None = None
     # query (seed 004)
     query: str | None = None
+    limits: QueryLimitsSpec | None = None
 
     @field_validator("format")
     @classmethod

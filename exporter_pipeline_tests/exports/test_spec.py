@@ -260,10 +260,10 @@ QUERY_RULES = [
         "the query may read only the tables events, view_segments, delivery_metrics",
     ),
     ("select 1; select 2", "the query must be a single statement"),
-    ("delete from events", "the query must be a SELECT (or WITH … SELECT)"),
+    ("delete from events", "the query must be a single SELECT (or WITH … SELECT), nothing else"),
     (
         "with x as (select 1) insert into events select * from x",
-        "the query must be read-only (INSERT is not allowed)",
+        "the query must be a single SELECT (or WITH … SELECT), nothing else",
     ),
     ("   ", "a query export needs query: a SQL SELECT"),
 ]
