@@ -112,6 +112,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         con.execute(f'CREATE TABLE "{table}" AS FROM read_parquet({_sql_string(path)})')
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+    # The engine's own word on the statement's kind, beside the syntax-tree check.
+    try:
+        statements = con.extract_statements(request["sql"])
+    except duckdb.Error as error:
+        return _engine_error(error)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        return {"rejected": "the query must be a single SELECT (or WITH … SELECT), nothing else"}
     rows = 0
     writer = None
     try:
