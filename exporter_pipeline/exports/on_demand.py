@@ -42,6 +42,9 @@ class OnDemandExportConfig(dg.Config):
     list_unfinished_segments: bool = True
     viewer_identifier: str | None = None
     query: str | None = None
+    # A query task's own caps (memory_mb, timeout_s, max_rows, temp_mb); each only lowers
+    # the operator's.
+    limits: dict[str, float] | None = None
 
 
 # Where a definition rule points, as the request's own config field.
