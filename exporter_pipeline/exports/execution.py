@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -279,11 +280,7 @@ def export_window(
         output.put_bytes(manifest_bytes(manifest), result.manifest_key)
         output.delete(error_key(path, start, end))
     except Exception as error:
-        reason = (
-            str(error)
-            if isinstance(error, ExporterError)
-            else (f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        )
+        reason = str(error) if isinstance(error, ExporterError) else _unexpected(error)
         record = {
             "export": export.name,
             "tenant": export.tenant,
@@ -302,6 +299,18 @@ def export_window(
         ) from error
     result.seconds = time.monotonic() - began
     return result
+
+
+# An absolute path in a library's error text: the service's folders are not the tenant's.
+_PATH = re.compile(r"(?<![\w.])/[^\s'\"]+")
+
+
+def _unexpected(error: Exception) -> str:
+    """An error we did not raise ourselves, as the tenant may read it: its kind and first
+    line, with paths on the service's machine left out."""
+    text = str(error).strip()
+    first = _PATH.sub("<path>", text.splitlines()[0]) if text else ""
+    return f"{type(error).__name__}: {first}"
 
 
 def _quiet(done: int, total: int, label: str) -> None:

@@ -438,3 +438,23 @@ def test_a_dagster_run_of_a_hostile_query_records_no_marker(marked: Marked, tmp_
     recorded = logs + serialize_value(run.run_config) + serialize_value(run.tags)
     assert marked.marker not in recorded
     assert marked.marker not in outputs_text(out)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            OSError("No such file or directory: /root/.ssh/id_rsa (os error 2)"),
+            "OSError: No such file or directory: <path> (os error 2)",
+        ),
+        (
+            FileNotFoundError(2, "No such file", "/data/lake/raw_events/x.parquet"),
+            "FileNotFoundError: [Errno 2] No such file: '<path>'",
+        ),
+        (ValueError("bad ratio 3/4 in a/b"), "ValueError: bad ratio 3/4 in a/b"),
+    ],
+)
+def test_unexpected_errors_name_no_path_of_the_service(error: Exception, reason: str) -> None:
+    from exporter_pipeline.exports.execution import _unexpected
+
+    assert _unexpected(error) == reason
