@@ -62,9 +62,10 @@ RULES = [
     ),
     (
         dict(name="Acme-X"),
-        "defs.yaml: export 'Acme-X' (/exports/0/name): String should match pattern '^[a-z0-9_]+$'",
+        "defs.yaml: export 'Acme-X' (/exports/0/name): name may contain only lowercase "
+        "letters, digits, '_' and '-' (not 'A', 'X')",
     ),
-    (dict(tenant=""), f"{P}/tenant): String should have at least 1 character"),
+    (dict(tenant=""), f"{P}/tenant): tenant must not be empty"),
     (
         dict(dataset="logs"),
         f"{P}/dataset): Input should be 'raw', 'events', 'quality', 'ads', "
