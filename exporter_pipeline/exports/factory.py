@@ -271,9 +271,10 @@ def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
     loaded: list[ExportDefinition] = []
     not_loaded: dict[str, str] = {}
     keys: set[str] = set()
-    # (name if usable, key of the placeholder otherwise, reason)
-    left_out: list[tuple[str | None, str, str]] = [
-        (r.name, f"export_{r.index}", "; ".join(r.problems)) for r in definitions.rejected
+    # (name if usable, else how to call it and the placeholder's key; the reason)
+    left_out: list[tuple[str | None, str, str, str]] = [
+        (r.name, f"#{r.index}", f"export_{r.index}", "; ".join(r.problems))
+        for r in definitions.rejected
     ]
     for export in definitions.exports:
         try:
@@ -284,7 +285,8 @@ def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
             )
         # Whatever Dagster raises for this export leaves out this export only.
         except Exception as error:
-            left_out.append((export.name, export.name, f"{type(error).__name__}: {error}"))
+            reason = f"{type(error).__name__}: {error}"
+            left_out.append((export.name, export.name, export.name, reason))
             continue
         assets.append(built[0])
         jobs.append(built[1])
@@ -293,7 +295,7 @@ def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
         keys.add(export.name)
     for problem in definitions.rejected_outputs:
         log.warning("output not loaded: %s", problem)
-    for name, fallback, reason in left_out:
+    for name, fallback, fallback_key, reason in left_out:
         label = name or fallback
         not_loaded[label] = reason
         log.warning("export %s is not loaded: %s", label, reason)
@@ -302,7 +304,7 @@ def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
             keys.add(name)
             assets.append(not_loaded_asset(["exports", name], label, reason))
         else:
-            assets.append(not_loaded_asset(["exports_not_loaded", fallback], label, reason))
+            assets.append(not_loaded_asset(["exports_not_loaded", fallback_key], label, reason))
     return ExportObjects(
         assets=assets,
         jobs=jobs,

@@ -565,7 +565,12 @@ def parse_definitions(
         try:
             outputs[name] = output_model.model_validate({"output": body}).output
         except ValidationError as error:
+            tag = body.get("type") if isinstance(body, dict) else None
             for pointer, message in describe_errors(error, ()):
+                # pydantic puts the union's tag in the location: /output/s3/bucket.
+                branch = _pointer(("output", tag))
+                if isinstance(tag, str) and (pointer + "/").startswith(branch + "/"):
+                    pointer = "/output" + pointer[len(branch) :]
                 pointer = pointer.replace("/output", _pointer(("outputs", name)), 1)
                 problems.append(f"{where}: output {_shown(name)} ({pointer}): {message}")
     # `a-b` and `a_b` would both be the resource `output_a_b` (dagster_names).
