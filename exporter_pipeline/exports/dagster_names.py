@@ -21,6 +21,12 @@ is not injective (`acme-x` and `acme_x` meet), so validation refuses two exports
 outputs, whose Dagster names meet (`dagster_name_clashes`); a file of names without
 hyphens keeps exactly the names it had. Tenants never become a Dagster name, so they are
 not mapped. This module imports nothing from Dagster: it is the pure rule, tested directly.
+
+The rest reaches Dagster as free text with no rule to break: `description` (asset
+description), `output.name:output.path` (metadata), the webhook URL (resource config) and
+email addresses (metadata); `format` and the output's `type` become kinds, but come from
+fixed tables; schedule fields are ints in range and a zone `ZoneInfo` loads, which is what
+Dagster checks.
 """
 
 from __future__ import annotations
