@@ -49,7 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     path = Path(args.file or Settings.from_env().exports_file)
     try:
-        document = load_definitions_file(path)
+        # The file named must exist: a typo in its name is not an empty, valid file.
+        document = load_definitions_file(path, missing_ok=False)
     except DefinitionError as error:
         print(error, file=sys.stderr)
         return 1
@@ -64,7 +65,7 @@ def cmd_test_output(args: argparse.Namespace) -> int:
 
     path = Path(args.file or Settings.from_env().exports_file)
     try:
-        outputs = load_definitions_file(path).outputs
+        outputs = load_definitions_file(path, missing_ok=False).outputs
     except DefinitionError as error:
         print(error, file=sys.stderr)
         return 1

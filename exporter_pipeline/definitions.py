@@ -8,9 +8,8 @@ from exporter_pipeline.delivery.jobs import build_delivery
 from exporter_pipeline.derived.assets import build_derived_assets
 from exporter_pipeline.destinations.outputs import output_resource, resource_key
 from exporter_pipeline.events.assets import build_raw_events_asset
-from exporter_pipeline.exports.factory import build_exports
+from exporter_pipeline.exports.factory import build_export_objects
 from exporter_pipeline.exports.on_demand import build_on_demand_job
-from exporter_pipeline.exports.schedules import build_export_schedule
 from exporter_pipeline.exports.spec import load_definitions_file
 from exporter_pipeline.lake import LakeResource
 from exporter_pipeline.partitions import hourly_partitions_def
@@ -21,17 +20,15 @@ from exporter_pipeline.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     hours = hourly_partitions_def(settings)
-    definitions = load_definitions_file(Path(settings.exports_file))
-    export_assets, export_jobs = build_exports(definitions)
-    delivery_job, delivery_sensors, delivery_resources = build_delivery(definitions, settings)
+    # Lenient: a bad entry is left out and reported, the rest of the file loads.
+    definitions = load_definitions_file(Path(settings.exports_file), lenient=True)
+    exports = build_export_objects(definitions)
+    delivery_job, delivery_sensors, delivery_resources = build_delivery(exports.loaded, settings)
     privacy_jobs, privacy_schedules = build_privacy_jobs(definitions)
     return dg.Definitions(
-        assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *export_assets],
-        jobs=[*export_jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
-        schedules=[
-            *(build_export_schedule(e) for e in definitions.exports if e.schedule),
-            *privacy_schedules,
-        ],
+        assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *exports.assets],
+        jobs=[*exports.jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
+        schedules=[*exports.schedules, *privacy_schedules],
         sensors=delivery_sensors,
         resources={
             "lake": LakeResource.from_settings(settings),

@@ -11,6 +11,7 @@ import polars as pl
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.events.simulate import simulate
+from exporter_pipeline.exports.dagster_names import export_job_name
 from exporter_pipeline.lake import LakeResource, hourly_key
 from exporter_pipeline.partitions import partition_key_of
 from exporter_pipeline.settings import Settings
@@ -108,7 +109,7 @@ def _run_exports(
                 "needs more than the demo day)"
             )
             continue
-        job = defs.resolve_job_def(f"export_{export.name}")
+        job = defs.resolve_job_def(export_job_name(export.name))
         if export.cadence == "daily":
             tags = {"dagster/partition": f"{day:%Y-%m-%d}"}
         else:

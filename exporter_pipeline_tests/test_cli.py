@@ -67,11 +67,12 @@ def test_simulate_rejects_unknown_format(tmp_path: Path) -> None:
         )
 
 
-def test_validate_accepts_missing_and_empty_files(tmp_path: Path) -> None:
-    done = run("validate", "absent.yaml", cwd=tmp_path)
-    assert done.returncode == 0 and "0 outputs, 0 exports" in done.stdout
+def test_validate_accepts_an_empty_file_and_refuses_a_missing_one(tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("")
-    assert run("validate", "empty.yaml", cwd=tmp_path).returncode == 0
+    done = run("validate", "empty.yaml", cwd=tmp_path)
+    assert done.returncode == 0 and "0 outputs, 0 exports" in done.stdout
+    done = run("validate", "absent.yaml", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "absent.yaml: no such file\n")
 
 
 def test_validate_lists_every_error_and_exits_1(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from exporter_pipeline.delivery.email import SmtpResource, failed_message, ready
 from exporter_pipeline.delivery.webhook import WebhookPolicy, message_id, post
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.outputs import resource_key
+from exporter_pipeline.exports.dagster_names import dagster_name, delivery_sensor_name
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, MANIFEST_FOLDER
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.settings import Settings
@@ -36,7 +37,7 @@ class WebhookResource(dg.ConfigurableResource):
 
 
 def webhook_resource_key(export: str) -> str:
-    return f"webhook_{export}"
+    return f"webhook_{dagster_name(export)}"
 
 
 def has_delivery(export: ExportDefinition) -> bool:
@@ -143,7 +144,7 @@ def build_delivery_job(definitions: DefinitionsFile) -> dg.JobDefinition:
 
 def build_delivery_sensor(output: str, exports: list[ExportDefinition]) -> dg.SensorDefinition:
     @dg.sensor(
-        name=f"deliver_{output}_sensor",
+        name=delivery_sensor_name(output),
         job_name=DELIVERY_JOB,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,

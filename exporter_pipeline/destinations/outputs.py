@@ -19,6 +19,7 @@ import dagster as dg
 from exporter_pipeline.destinations.base import Destination
 from exporter_pipeline.destinations.retry import RetryPolicy
 from exporter_pipeline.errors import PermanentDestinationError
+from exporter_pipeline.exports.dagster_names import dagster_name
 from exporter_pipeline.exports.spec import AzureOutput, GCSOutput, LocalOutput, Output, S3Output
 
 # Output fields that hold the *name* of an environment variable → the resource field
@@ -35,7 +36,8 @@ ENV_FIELDS = {
 
 
 def resource_key(output_name: str) -> str:
-    return f"output_{output_name}"
+    # A resource key is a Python identifier: `acme-s3` is the resource `output_acme_s3`.
+    return f"output_{dagster_name(output_name)}"
 
 
 class OutputResource(dg.ConfigurableResource):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from exporter_pipeline.exports.dagster_names import export_job_name, export_schedule_name
 from exporter_pipeline.exports.factory import export_partitions_def, export_tags
 from exporter_pipeline.exports.spec import ExportDefinition
 
@@ -45,10 +46,10 @@ def build_export_schedule(export: ExportDefinition) -> dg.ScheduleDefinition:
     timezone = export.schedule.timezone
 
     @dg.schedule(
-        name=f"export_{export.name}_schedule",
+        name=export_schedule_name(export.name),
         cron_schedule=cron_of(export),
         execution_timezone=timezone,
-        job_name=f"export_{export.name}",
+        job_name=export_job_name(export.name),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Runs export {export.name} for the last complete {export.cadence} window "
         f"({cron_of(export)}, {timezone}).",

@@ -39,9 +39,21 @@ from exporter_pipeline.exports.catalog import (
     METRIC_RANGE_LIMITS,
     VIEW_COLUMNS,
 )
+from exporter_pipeline.exports.dagster_names import (
+    RESERVED_EXPORT_NAMES,
+    dagster_name,
+    dagster_name_clashes,
+    export_job_name,
+    name_problem,
+)
 from exporter_pipeline.exports.formats import FILE_FORMATS, canonical_format
+from exporter_pipeline.exports.ownership import (
+    Placed,
+    location_conflicts,
+    output_root,
+    segments,
+)
 
-NAME_PATTERN = r"^[a-z0-9_]+$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -52,16 +64,36 @@ class _Strict(BaseModel):
 
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+# Dates of a definition fall within these years: Dagster's partitions format years with
+# four digits, and `0001-01-01` became '1-01-01', which no partition key parses back.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
-class LocalOutput(_Strict):
+def _named(field: str, value: str) -> str:
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(f"{field} {problem}")
+    return value
+
+
+class _OutputBase(_Strict):
+    # An output with a tenant belongs to it: only that tenant's exports may use it.
+    tenant: str | None = None
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, tenant: str | None) -> str | None:
+        return None if tenant is None else _named("tenant", tenant)
+
+
+class LocalOutput(_OutputBase):
     type: Literal["local"]
     path: str
     # Outputs we manage: retention and erasure may rewrite or remove files there.
     managed: bool = True
 
 
-class S3Output(_Strict):
+class S3Output(_OutputBase):
     type: Literal["s3"]
     bucket: str
     region: str | None = None
@@ -72,7 +104,7 @@ class S3Output(_Strict):
     managed: bool = False
 
 
-class GCSOutput(_Strict):
+class GCSOutput(_OutputBase):
     type: Literal["gcs"]
     bucket: str
     prefix: str = ""
@@ -82,7 +114,7 @@ class GCSOutput(_Strict):
     managed: bool = False
 
 
-class AzureOutput(_Strict):
+class AzureOutput(_OutputBase):
     type: Literal["azure"]
     container: str
     prefix: str = ""
@@ -100,6 +132,11 @@ Output = Annotated[LocalOutput | S3Output | GCSOutput | AzureOutput, Field(discr
 class OutputRef(_Strict):
     name: str
     path: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return _named("output name", name)
 
     @field_validator("path")
     @classmethod
@@ -142,7 +179,8 @@ class Schedule(_Strict):
     def _zone(cls, zone: str) -> str:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        # A folder of the zone database ("Europe") or an over-long name is an OSError.
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(
                 f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)"
             ) from None
@@ -174,8 +212,8 @@ def _as_utc(value: date | datetime) -> datetime:
 class ExportDefinition(_Strict):
     """One export: which tenant's data, shaped how, written where, when, told to whom."""
 
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    tenant: Annotated[str, Field(min_length=1)]
+    name: str
+    tenant: str
     dataset: Literal["raw", "events", "quality", "ads", "metrics", "views", "viewers", "query"]
     columns: list[str] | None = None
     filters: dict[str, list[str]] = Field(default_factory=dict)
@@ -214,10 +252,42 @@ class ExportDefinition(_Strict):
             raise ValueError(f"format {value!r} is not one of csv, parquet, jsonl (ndjson)")
         return fmt
 
+    @field_validator("name", "tenant")
+    @classmethod
+    def _names(cls, value: str, info: ValidationInfo) -> str:
+        return _named(str(info.field_name), value)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _moment(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML gives dates; JSON and YAML strings that YAML could not read are parsed here,
+        # so every form has one message and no date reaches Dagster unchecked.
+        if value is None or isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            for parse in (date.fromisoformat, datetime.fromisoformat):
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass
+        raise ValueError(
+            f"{info.field_name} must be a date (YYYY-MM-DD) or an ISO 8601 date and time, "
+            f"not {_shown(value)}"
+        )
+
     @field_validator("start", "end", mode="after")
     @classmethod
-    def _utc(cls, value: date | datetime | None) -> datetime | None:
-        return None if value is None else _as_utc(value)
+    def _utc(cls, value: date | datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        # The year first: converting 0001-01-01T00:00+01:00 to UTC would overflow.
+        moment = _as_utc(value) if FIRST_YEAR <= value.year <= LAST_YEAR else None
+        if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+            raise ValueError(
+                f"{info.field_name} {value.isoformat()} is not between "
+                f"{FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31 (UTC)"
+            )
+        return moment
 
     @property
     def start_at(self) -> datetime:
@@ -406,17 +476,34 @@ class _FieldErrors(ValueError):
         self.errors = errors
 
 
+class RejectedExport(BaseModel):
+    """An export a lenient load left out, with every problem found in it."""
+
+    index: int
+    name: str | None
+    problems: list[str]
+
+
 class DefinitionsFile(BaseModel):
     path: Path
     outputs: dict[str, Output]
     exports: list[ExportDefinition]
+    # Lenient loads only (the code location): the exports and outputs left out, and why.
+    rejected: list[RejectedExport] = Field(default_factory=list)
+    rejected_outputs: list[str] = Field(default_factory=list)
 
     def export(self, name: str) -> ExportDefinition:
         return next(e for e in self.exports if e.name == name)
 
 
 def _pointer(location: tuple[Any, ...]) -> str:
-    return "/" + "/".join(str(part) for part in location)
+    return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
+def _shown(value: Any, limit: int = 70) -> str:
+    """A value quoted for a message, cut short: a stranger's text may be very long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def describe_errors(error: ValidationError, prefix: tuple[Any, ...]) -> list[tuple[str, str]]:
@@ -430,15 +517,26 @@ def describe_errors(error: ValidationError, prefix: tuple[Any, ...]) -> list[tup
         location = tuple(p for p in item["loc"] if not str(p).startswith("function-"))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = f"unknown field {location[-1]!r}"
+            message = f"unknown field {_shown(location[-1])}"
         elif item["type"] == "missing":
             message = f"field {location[-1]!r} is required"
         found.append((_pointer((*prefix, *location)), message))
     return found
 
 
-def parse_definitions(document: Any, path: Path, now: datetime | None = None) -> DefinitionsFile:
-    """Validate a parsed document; raise one DefinitionError listing every problem."""
+def _location(export: ExportDefinition) -> str:
+    return f"{export.output.name}:{export.output.path or '/'}"
+
+
+def parse_definitions(
+    document: Any, path: Path, now: datetime | None = None, *, lenient: bool = False
+) -> DefinitionsFile:
+    """Validate a parsed document; raise one DefinitionError listing every problem.
+
+    `lenient` (the code location's load) raises only when the file as a whole is unusable;
+    an output or export with a problem is left out and listed in `rejected`, so one bad
+    entry does not take every tenant's jobs down with it.
+    """
     where = str(path)
     if document is None:
         document = {}
@@ -447,48 +545,75 @@ def parse_definitions(document: Any, path: Path, now: datetime | None = None) ->
     problems: list[str] = []
     for key in document:
         if key not in ("outputs", "exports"):
-            problems.append(f"{where}: unknown top-level key {key!r} (expected outputs, exports)")
+            problems.append(
+                f"{where}: unknown top-level key {_shown(key)} (expected outputs, exports)"
+            )
 
     outputs: dict[str, Output] = {}
     raw_outputs = document.get("outputs") or {}
     if not isinstance(raw_outputs, dict):
         problems.append(f"{where}: field 'outputs' must be a mapping of output names")
         raw_outputs = {}
-    output_model = _OutputHolder
-    for name, body in raw_outputs.items():
-        if not re.match(NAME_PATTERN, str(name)):
-            problems.append(
-                f"{where}: output {name!r} (/outputs/{name}): an output name must match [a-z0-9_]+"
-            )
-            continue
-        try:
-            outputs[name] = output_model.model_validate({"output": body}).output
-        except ValidationError as error:
-            for pointer, message in describe_errors(error, ()):
-                pointer = pointer.replace("/output", f"/outputs/{name}", 1)
-                problems.append(f"{where}: output {name!r} ({pointer}): {message}")
-
-    exports: list[ExportDefinition] = []
     raw_exports = document.get("exports") or []
     if not isinstance(raw_exports, list):
         problems.append(f"{where}: field 'exports' must be a list of export definitions")
         raw_exports = []
+    if problems and lenient:
+        raise DefinitionError("\n".join(problems))
+    output_model = _OutputHolder
+    for name, body in raw_outputs.items():
+        label = f"{where}: output {_shown(name)} ({_pointer(('outputs', name))})"
+        if not isinstance(name, str):
+            problems.append(
+                f"{label}: output name must be a string (got {type(name).__name__} {name!r})"
+            )
+            continue
+        problem = name_problem(name)
+        if problem:
+            problems.append(f"{label}: output name {problem}")
+            continue
+        try:
+            outputs[name] = output_model.model_validate({"output": body}).output
+        except ValidationError as error:
+            tag = body.get("type") if isinstance(body, dict) else None
+            for pointer, message in describe_errors(error, ()):
+                # pydantic puts the union's tag in the location: /output/s3/bucket.
+                branch = _pointer(("output", tag))
+                if isinstance(tag, str) and (pointer + "/").startswith(branch + "/"):
+                    pointer = "/output" + pointer[len(branch) :]
+                pointer = pointer.replace("/output", _pointer(("outputs", name)), 1)
+                problems.append(f"{where}: output {_shown(name)} ({pointer}): {message}")
+    # `a-b` and `a_b` would both be the resource `output_a_b` (dagster_names).
+    for name, earlier in dagster_name_clashes(outputs):
+        problems.append(
+            f"{where}: output {name!r} ({_pointer(('outputs', name))}): output name {name!r} "
+            f"and output {earlier!r} both become the Dagster name {dagster_name(name)!r}; "
+            "rename one"
+        )
+        del outputs[name]
+
+    exports: dict[int, ExportDefinition] = {}
+    found: dict[int, list[str]] = {}
+    labels: dict[int, str] = {}
     seen: dict[str, int] = {}
+    jobs: dict[str, tuple[str, int]] = {}
     for index, body in enumerate(raw_exports):
         label = f"export #{index}"
         if isinstance(body, dict) and isinstance(body.get("name"), str):
-            label = f"export {body['name']!r}"
+            label = f"export {_shown(body['name'])}"
+        labels[index] = label
+        mine = found.setdefault(index, [])
+        at = f"{where}: {label} ({_pointer(('exports', index))}"
         if not isinstance(body, dict):
-            problems.append(f"{where}: {label} (/exports/{index}): must be a mapping")
+            mine.append(f"{at}): must be a mapping")
             continue
         output_name = (
             (body.get("output") or {}).get("name") if isinstance(body.get("output"), dict) else None
         )
         if isinstance(output_name, str) and output_name not in raw_outputs:
-            known = ", ".join(sorted(raw_outputs)) or "none declared"
+            known = ", ".join(sorted(str(n) for n in raw_outputs)) or "none declared"
             output_problem = (
-                f"{where}: {label} (/exports/{index}/output/name): unknown output "
-                f"{output_name!r} (outputs: {known})"
+                f"{at}/output/name): unknown output {_shown(output_name)} (outputs: {known})"
             )
         else:
             output_problem = None
@@ -496,32 +621,136 @@ def parse_definitions(document: Any, path: Path, now: datetime | None = None) ->
             export = ExportDefinition.model_validate(body, context={"now": now})
         except ValidationError as error:
             for pointer, message in describe_errors(error, ("exports", index)):
-                problems.append(f"{where}: {label} ({pointer}): {message}")
-            problems += [output_problem] if output_problem else []
+                mine.append(f"{where}: {label} ({pointer}): {message}")
+            mine += [output_problem] if output_problem else []
             continue
         if export.name in seen:
-            problems.append(
-                f"{where}: {label} (/exports/{index}/name): name {export.name!r} is "
-                f"already used by /exports/{seen[export.name]}"
+            mine.append(
+                f"{at}/name): name {export.name!r} is already used by /exports/{seen[export.name]}"
             )
         seen.setdefault(export.name, index)
-        problems += [output_problem] if output_problem else []
-        exports.append(export)
-    if problems:
-        raise DefinitionError("\n".join(problems))
-    return DefinitionsFile(path=path, outputs=outputs, exports=exports)
+        if export.name in RESERVED_EXPORT_NAMES:
+            mine.append(
+                f"{at}/name): name {export.name!r} is reserved (the job "
+                f"{export_job_name(export.name)} already exists)"
+            )
+        job = export_job_name(export.name)
+        earlier_name, earlier_index = jobs.setdefault(job, (export.name, index))
+        if earlier_name != export.name:
+            mine.append(
+                f"{at}/name): name {export.name!r} and export {earlier_name!r} "
+                f"(/exports/{earlier_index}) both become the Dagster job {job!r}; rename one"
+            )
+        mine += [output_problem] if output_problem else []
+        output = outputs.get(export.output.name)
+        if output is not None and output.tenant not in (None, export.tenant):
+            mine.append(
+                f"{at}/output/name): output {export.output.name!r} belongs to tenant "
+                f"{output.tenant!r}; an export of tenant {export.tenant!r} may not use it"
+            )
+        exports[index] = export
+
+    # Exports of different tenants must not write into one place (exports.ownership).
+    placed = [
+        Placed(index, e.tenant, (*output_root(outputs[e.output.name]), *segments(e.output.path)))
+        for index, e in exports.items()
+        if e.output.name in outputs
+    ]
+    for mine_at, theirs_at in location_conflicts(placed):
+        ours, theirs = exports[mine_at.index], exports[theirs_at.index]
+        found[mine_at.index].append(
+            f"{where}: {labels[mine_at.index]} ({_pointer(('exports', mine_at.index))}/output): "
+            f"{_location(ours)} of export {ours.name!r} (tenant {ours.tenant!r}) "
+            f"overlaps {_location(theirs)} of export {theirs.name!r} "
+            f"(tenant {theirs.tenant!r}, /exports/{theirs_at.index}); exports of different "
+            "tenants may not share an output location"
+        )
+
+    output_problems = list(problems)
+    for index in range(len(raw_exports)):
+        problems += found.get(index, [])
+    if not lenient:
+        if problems:
+            raise DefinitionError("\n".join(problems))
+        return DefinitionsFile(path=path, outputs=outputs, exports=list(exports.values()))
+
+    # Lenient: an export loads when it has no problem and its output loaded.
+    rejected = []
+    for index in range(len(raw_exports)):
+        export_or_none = exports.get(index)
+        mine = list(found.get(index, []))
+        if export_or_none is not None and export_or_none.output.name not in outputs and not mine:
+            mine.append(
+                f"{where}: {labels[index]} ({_pointer(('exports', index))}/output/name): "
+                f"output {export_or_none.output.name!r} is not valid"
+            )
+        if mine:
+            body = raw_exports[index]
+            name = body.get("name") if isinstance(body, dict) else None
+            valid_name = name if isinstance(name, str) and not name_problem(name) else None
+            rejected.append(RejectedExport(index=index, name=valid_name, problems=mine))
+    left_out = {r.index for r in rejected}
+    return DefinitionsFile(
+        path=path,
+        outputs=outputs,
+        exports=[e for index, e in exports.items() if index not in left_out],
+        rejected=rejected,
+        rejected_outputs=output_problems,
+    )
 
 
 class _OutputHolder(BaseModel):
     output: Output
 
 
-def load_definitions_file(path: Path, now: datetime | None = None) -> DefinitionsFile:
-    """The validated file; a missing or empty file declares no outputs and no exports."""
-    if not path.exists():
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, except that a timestamp it cannot build (`0000-01-01`) stays
+    text, so the field's own rule reports it instead of a traceback."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:  # type: ignore[override]
+        try:
+            return super().construct_yaml_timestamp(node)  # type: ignore[arg-type]
+        except (ValueError, OverflowError):
+            return self.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def read_definitions_text(path: Path, missing_ok: bool = False) -> str | None:
+    """The file's text; a DefinitionError of one line naming the file when it cannot be
+    read. None when it is missing and `missing_ok`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise DefinitionError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DefinitionError(f"{path}: is a directory, not a definitions file") from None
+    except PermissionError:
+        raise DefinitionError(f"{path}: cannot be read (permission denied)") from None
+    except OSError as error:
+        raise DefinitionError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DefinitionError(
+            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        ) from None
+
+
+def load_definitions_file(
+    path: Path, now: datetime | None = None, *, missing_ok: bool = True, lenient: bool = False
+) -> DefinitionsFile:
+    """The validated file; a missing (when `missing_ok`) or empty file declares nothing."""
+    text = read_definitions_text(path, missing_ok)
+    if text is None:
         return DefinitionsFile(path=path, outputs={}, exports=[])
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         raise DefinitionError(f"{path}: not valid YAML: {error}") from None
-    return parse_definitions(document, path, now)
+    except RecursionError:
+        raise DefinitionError(f"{path}: not valid YAML: nested too deeply") from None
+    return parse_definitions(document, path, now, lenient=lenient)

@@ -62,9 +62,10 @@ RULES = [
     ),
     (
         dict(name="Acme-X"),
-        "defs.yaml: export 'Acme-X' (/exports/0/name): String should match pattern '^[a-z0-9_]+$'",
+        "defs.yaml: export 'Acme-X' (/exports/0/name): name may contain only lowercase "
+        "letters, digits, '_' and '-' (not 'A', 'X')",
     ),
-    (dict(tenant=""), f"{P}/tenant): String should have at least 1 character"),
+    (dict(tenant=""), f"{P}/tenant): tenant must not be empty"),
     (
         dict(dataset="logs"),
         f"{P}/dataset): Input should be 'raw', 'events', 'quality', 'ads', "
@@ -296,7 +297,7 @@ def test_every_error_of_the_file_is_listed_at_once() -> None:
         outputs={"local": {"type": "local", "path": "/x"}, "s3": {"type": "s3"}},
     )
     assert errors == [
-        "defs.yaml: output 's3' (/outputs/s3/s3/bucket): field 'bucket' is required",
+        "defs.yaml: output 's3' (/outputs/s3/bucket): field 'bucket' is required",
         f"{P}/format): format 'xml' is not one of csv, parquet, jsonl (ndjson)",
         "defs.yaml: export 'acme_m' (/exports/1/interval): metrics need an interval",
         "defs.yaml: export #2 (/exports/2): must be a mapping",
