@@ -52,8 +52,8 @@ ADDRESS_KINDS = (
     ("is_loopback", "a loopback address"),
     ("is_link_local", "a link-local address"),
     ("is_multicast", "a multicast address"),
-    ("is_private", "a private address"),
     ("is_reserved", "a reserved address"),
+    ("is_private", "a private address"),
 )
 # IPv6 prefixes that carry an IPv4 address a gateway would forward to (RFC 6052 NAT64).
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -226,13 +226,14 @@ def vet_host(target: WebhookTarget, allow_private: bool, resolve: Resolver) -> I
         return target.literal
     if _is_localhost(target.host) and not allow_private:
         raise AddressRefused(f"host {target.host} is a loopback name; {ALLOW_HINT}")
-    # A scope id (`fe80::1%eth0`) is not part of the address the policy judges.
-    addresses = [ipaddress.ip_address(a.split("%")[0]) for a in resolve(target.host, target.port)]
-    if not addresses:
+    answers = list(resolve(target.host, target.port))
+    if not answers:
         raise OSError(f"{target.host} resolved to no address")
+    # A scope id (`fe80::1%eth0`) is not part of the address the policy judges.
+    addresses = [ipaddress.ip_address(answer.split("%")[0]) for answer in answers]
     if not allow_private:
-        for address in addresses:
+        for answer, address in zip(answers, addresses, strict=True):
             kind = address_problem(address)
             if kind:
-                raise AddressRefused(f"{target.host} resolves to {address}, {kind}; {ALLOW_HINT}")
+                raise AddressRefused(f"{target.host} resolves to {answer}, {kind}; {ALLOW_HINT}")
     return addresses[0]
