@@ -21,12 +21,13 @@ import base64
 import functools
 import os
 import socket
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,10 @@ class LoopbackServer:
     """A TCP server on 127.0.0.1 that reads each HTTP request and lets `answer` reply."""
 
     answer: Answer
+    tls: ssl.SSLContext | None = None
     requests: list[Request] = field(default_factory=list)
     connections: int = 0
+    server_names: list[str | None] = field(default_factory=list)  # SNI, with tls
 
     def __post_init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -104,6 +107,8 @@ class LoopbackServer:
         with connection:
             try:
                 connection.settimeout(10)
+                if self.tls is not None:
+                    connection = self.tls.wrap_socket(connection, server_side=True)
                 request = read_request(connection)
                 self.requests.append(request)
                 self.answer(connection, request)
@@ -152,11 +157,11 @@ def replies(*statuses: int) -> Answer:
 
 
 @pytest.fixture
-def servers() -> Iterator[Callable[[Answer], LoopbackServer]]:
+def servers() -> Iterator[Callable[..., LoopbackServer]]:
     started: list[LoopbackServer] = []
 
-    def start(answer: Answer) -> LoopbackServer:
-        started.append(LoopbackServer(answer))
+    def start(answer: Answer, tls: ssl.SSLContext | None = None) -> LoopbackServer:
+        started.append(LoopbackServer(answer, tls))
         return started[-1]
 
     yield start
@@ -192,7 +197,7 @@ def policy(**overrides: Any) -> WebhookPolicy:
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_redirect_is_a_failed_attempt_not_followed_not_retried(
-    status: int, servers: Callable[[Answer], LoopbackServer]
+    status: int, servers: Callable[..., LoopbackServer]
 ) -> None:
     admin = servers(reply(200))
     location = {"location": f"http://127.0.0.1:{admin.port}/internal-admin"}
@@ -347,7 +352,7 @@ def test_name_resolving_to_non_public_address_refused_before_connecting(
 
 
 def test_vetted_address_is_the_one_connected_and_host_header_keeps_the_name(
-    servers: Callable[[Answer], LoopbackServer],
+    servers: Callable[..., LoopbackServer],
 ) -> None:
     receiver = servers(reply(204))
     url = f"http://hooks.example:{receiver.port}/exports?token=SECRET123"
@@ -363,6 +368,80 @@ def test_vetted_address_is_the_one_connected_and_host_header_keeps_the_name(
     [request] = receiver.requests
     assert request.target == "/exports?token=SECRET123"
     assert request.headers["host"] == f"hooks.example:{receiver.port}"
+
+
+def certificate_authority(tmp_path: Path, name: str) -> ssl.SSLContext:
+    """A server TLS context with a certificate for `name`, signed by a new CA whose
+    certificate is written to `tmp_path/ca.pem` (what SSL_CERT_FILE then trusts)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        now = datetime.now(UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("hostile test CA", ca_key, "hostile test CA", ca_key, ca=True)
+    leaf = certificate(name, key, "hostile test CA", ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "leaf.pem").write_bytes(
+        leaf.public_bytes(pem)
+        + key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem")
+    return context
+
+
+@pytest.mark.parametrize(
+    ("certificate_for", "delivered"),
+    [("hooks.example", True), ("other.example", False)],
+)
+def test_https_to_the_vetted_address_verifies_the_certificate_against_the_name(
+    certificate_for: str,
+    delivered: bool,
+    servers: Callable[..., LoopbackServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    context = certificate_authority(tmp_path, certificate_for)
+    sni: list[str | None] = []
+    context.sni_callback = lambda _socket, name, _context: sni.append(name)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    receiver = servers(reply(200), tls=context)
+    url = f"https://hooks.example:{receiver.port}/exports?token=SECRET123"
+    resolve = dns({"hooks.example": ["127.0.0.1"]})
+    if delivered:
+        outcome = post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(), resolve=resolve)
+        assert (outcome.status, outcome.attempts) == (200, 1)
+        assert [r.headers["host"] for r in receiver.requests] == [f"hooks.example:{receiver.port}"]
+    else:
+        with pytest.raises(WebhookError) as raised:
+            post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(attempts=2), resolve=resolve)
+        assert str(raised.value) == (
+            f"webhook https://hooks.example:{receiver.port}/exports?… not delivered after "
+            "2 attempts (answers: ConnectError, ConnectError)"
+        )
+        assert receiver.requests == []
+    # Both handshakes named the host, not the address the connection went to.
+    assert sni == ["hooks.example"] * (1 if delivered else 2)
 
 
 # --- credentials and secrets ---------------------------------------------------------
@@ -406,7 +485,7 @@ def test_redact_url_keeps_where_and_hides_secrets(url: str, shown: str) -> None:
 
 def test_query_token_appears_in_no_error_log_event_or_metadata_of_a_real_run(
     lake: Lake,  # noqa: F811 (the shared lake fixture)
-    servers: Callable[[Answer], LoopbackServer],
+    servers: Callable[..., LoopbackServer],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
@@ -457,7 +536,7 @@ def test_query_token_appears_in_no_error_log_event_or_metadata_of_a_real_run(
 
 def test_delivered_run_shows_the_redacted_url_in_its_metadata(
     lake: Lake,  # noqa: F811 (the shared lake fixture)
-    servers: Callable[[Answer], LoopbackServer],
+    servers: Callable[..., LoopbackServer],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -521,7 +600,7 @@ def test_trickled_status_line_times_out_per_attempt_and_per_delivery(
     attempts: int,
     total: float,
     expected: str,
-    servers: Callable[[Answer], LoopbackServer],
+    servers: Callable[..., LoopbackServer],
 ) -> None:
     receiver = servers(trickle(SLOW_HEAD))
     logged: list[str] = []
@@ -545,7 +624,7 @@ def test_trickled_status_line_times_out_per_attempt_and_per_delivery(
 
 
 def test_body_trickled_after_a_200_status_is_still_delivered_in_time(
-    servers: Callable[[Answer], LoopbackServer],
+    servers: Callable[..., LoopbackServer],
 ) -> None:
     receiver = servers(head_then_trickle(200, b"x" * 100))
     started = time.monotonic()
@@ -589,7 +668,7 @@ def huge(kind: str) -> Answer:
 
 @pytest.mark.parametrize("kind", ["length", "chunked", "gzip-bomb"])
 def test_huge_answer_is_not_read_and_memory_stays_flat(
-    kind: str, servers: Callable[[Answer], LoopbackServer]
+    kind: str, servers: Callable[..., LoopbackServer]
 ) -> None:
     gzip_bomb()  # made before the measurement: the server shares this process
     receiver = servers(huge(kind))
@@ -608,7 +687,7 @@ def test_huge_answer_is_not_read_and_memory_stays_flat(
 
 
 def test_200_delivers_with_standard_webhooks_signature(
-    servers: Callable[[Answer], LoopbackServer],
+    servers: Callable[..., LoopbackServer],
 ) -> None:
     receiver = servers(replies(503, 429, 200))
     logged: list[str] = []
