@@ -131,6 +131,8 @@ def message_id(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class WebhookPolicy:
+    """How hard to try and how far to trust: retries, time and size bounds, addresses."""
+
     attempts: int = 6
     base_seconds: float = 1.0
     max_seconds: float = 60.0
