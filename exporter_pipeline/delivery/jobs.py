@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import orjson
 
+from exporter_pipeline.delivery.addresses import redact_url
 from exporter_pipeline.delivery.cursor import ManifestCursor, new_objects
 from exporter_pipeline.delivery.email import SmtpResource, failed_message, ready_message
 from exporter_pipeline.delivery.webhook import WebhookPolicy, message_id, post
@@ -28,12 +29,30 @@ DELIVERY_JOB = "deliver_export"
 
 
 class WebhookResource(dg.ConfigurableResource):
-    """One export's webhook: where to POST, and the signing secret from the environment."""
+    """One export's webhook: the signing secret from the environment, and its limits.
 
-    url: str
+    The URL itself stays in the export definition: a resource's configuration is shown in
+    the UI, and the URL's query string may be a token. `shown_url` is its redacted form.
+    """
+
+    shown_url: str
     secret: str
     attempts: int = 6
     backoff_seconds: float = 1.0
+    attempt_timeout_s: float = 15.0
+    total_timeout_s: float = 300.0
+    max_response_bytes: int = 65536
+    allow_private: bool = False
+
+    def policy(self) -> WebhookPolicy:
+        return WebhookPolicy(
+            attempts=self.attempts,
+            base_seconds=self.backoff_seconds,
+            timeout_seconds=self.attempt_timeout_s,
+            total_seconds=self.total_timeout_s,
+            max_response_bytes=self.max_response_bytes,
+            allow_private=self.allow_private,
+        )
 
 
 def webhook_resource_key(export: str) -> str:
@@ -115,17 +134,17 @@ def build_delivery_job(definitions: DefinitionsFile) -> dg.JobDefinition:
         if export.delivery.webhook:
             hook: WebhookResource = getattr(context.resources, webhook_resource_key(export.name))
             outcome = post(
-                hook.url,
+                export.delivery.webhook.url,
                 payload,
                 hook.secret,
                 msg,
-                WebhookPolicy(attempts=hook.attempts, base_seconds=hook.backoff_seconds),
+                hook.policy(),
                 log=context.log.info,
             )
             metadata.update(
                 webhook_status=outcome.status,
                 webhook_attempts=outcome.attempts,
-                webhook_url=hook.url,
+                webhook_url=redact_url(export.delivery.webhook.url),
             )
         if export.delivery.email:
             smtp: SmtpResource = context.resources.smtp
@@ -197,10 +216,14 @@ def build_delivery(
         if export.delivery.webhook:
             hook = export.delivery.webhook
             resources[webhook_resource_key(export.name)] = WebhookResource(
-                url=hook.url,
+                shown_url=redact_url(hook.url),
                 secret=dg.EnvVar(hook.secret_env),
                 attempts=hook.attempts,
                 backoff_seconds=hook.backoff_seconds,
+                attempt_timeout_s=settings.webhook_attempt_timeout_s,
+                total_timeout_s=settings.webhook_total_timeout_s,
+                max_response_bytes=settings.webhook_max_response_bytes,
+                allow_private=settings.webhook_allow_private,
             )
     sensors = [build_delivery_sensor(o, e) for o, e in sorted(by_output.items())]
     return build_delivery_job(definitions), sensors, resources

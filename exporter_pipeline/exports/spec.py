@@ -154,6 +154,19 @@ class WebhookDelivery(_Strict):
     attempts: Annotated[int, Field(ge=1, le=20)] = 6
     backoff_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0
 
+    @field_validator("url")
+    @classmethod
+    def _allowed_url(cls, url: str) -> str:
+        # Imported here to keep this edit inside the class; both modules are pure.
+        from exporter_pipeline.delivery.addresses import webhook_url_problem
+        from exporter_pipeline.settings import Settings
+
+        # The address of a name is checked again when the webhook is sent, after resolving.
+        problem = webhook_url_problem(url, Settings.from_env().webhook_allow_private)
+        if problem:
+            raise ValueError(problem)
+        return url
+
 
 class Delivery(_Strict):
     webhook: WebhookDelivery | None = None

@@ -17,6 +17,12 @@ from exporter_pipeline_tests.exports.conftest import lake  # noqa: F401 (the sha
 from exporter_pipeline_tests.servers import free_port
 
 
+@pytest.fixture(autouse=True)
+def allow_private_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers here listen on 127.0.0.1, which webhooks may only reach when allowed."""
+    monkeypatch.setenv("EXPORTER_WEBHOOK_ALLOW_PRIVATE", "true")
+
+
 @dataclass
 class Received:
     headers: dict[str, str]

@@ -75,6 +75,9 @@ class Deployment:
             "EXPORTER_LAKE_URL": str(lake.root),
             "EXPORTER_EXPORTS_FILE": str(root / "exports.yaml"),
             "EXPORTER_PARTITIONS_START": "2026-09-01",
+            # The receiver listens on 127.0.0.1 (the spec's check reads the same variable
+            # from the environment: see conftest's allow_private_webhooks).
+            "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
         }
         if mailbox:
             settings |= {

@@ -147,7 +147,13 @@ def start_dagster_dev(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+        # Webhook receivers of the tests listen on 127.0.0.1.
+        env={
+            **os.environ,
+            "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
+            **env,
+            "DAGSTER_HOME": str(home),
+        },
     )
     try:
         wait_for_port(port, process, timeout=180)
