@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from exporter_pipeline.delivery.failures import build_failure_sensors
 from exporter_pipeline.delivery.jobs import build_delivery
 from exporter_pipeline.derived.assets import build_derived_assets
 from exporter_pipeline.destinations.outputs import output_resource, resource_key
@@ -32,7 +33,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *(build_export_schedule(e) for e in definitions.exports if e.schedule),
             *privacy_schedules,
         ],
-        sensors=delivery_sensors,
+        sensors=[*delivery_sensors, *build_failure_sensors(definitions)],
+        # Steps run inside the run worker, not in child processes: a killed worker then
+        # takes its writing with it (a step child would go on and publish), and
+        # partitions, not steps, are the unit of parallel work.
+        executor=dg.in_process_executor,
         resources={
             "lake": LakeResource.from_settings(settings),
             **{resource_key(n): output_resource(n, o) for n, o in definitions.outputs.items()},
