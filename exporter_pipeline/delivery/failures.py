@@ -259,6 +259,10 @@ _MESSAGE_EVENTS = {
 }
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=moment.tzinfo or UTC)  # storages may give naive UTC
+
+
 def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> dg.SensorDefinition:
     def report(context: dg.RunStatusSensorContext) -> None:
         run = context.dagster_run
@@ -267,7 +271,7 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
         instance = context.instance
         messages = [e.message or "" for e in instance.all_logs(run.run_id, of_type=_MESSAGE_EVENTS)]
         record = instance.get_run_record_by_id(run.run_id)
-        created = record.create_timestamp if record else datetime.now(UTC)
+        created = _aware(record.create_timestamp) if record else datetime.now(UTC)
         started = (
             datetime.fromtimestamp(record.start_time, UTC)
             if record and record.start_time
@@ -276,7 +280,7 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
 
         def is_later_run(other: str) -> bool:
             found = instance.get_run_record_by_id(other)
-            return found is not None and found.create_timestamp > created
+            return found is not None and _aware(found.create_timestamp) > created
 
         def destination_for(output: str) -> Destination:
             # Resolved here, not as a sensor resource: one output's missing variable must
