@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from exporter_pipeline.delivery.failures import build_failure_sensors
 from exporter_pipeline.delivery.jobs import build_delivery
 from exporter_pipeline.derived.assets import build_derived_assets
 from exporter_pipeline.destinations.outputs import output_resource, resource_key
@@ -29,7 +30,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[build_raw_events_asset(hours), *build_derived_assets(hours), *exports.assets],
         jobs=[*exports.jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
         schedules=[*exports.schedules, *privacy_schedules],
-        sensors=delivery_sensors,
+        sensors=[*delivery_sensors, *build_failure_sensors(definitions)],
+        # Steps run inside the run worker, not in child processes: a killed worker then
+        # takes its writing with it (a step child would go on and publish), and
+        # partitions, not steps, are the unit of parallel work.
+        executor=dg.in_process_executor,
         resources={
             "lake": LakeResource.from_settings(settings),
             **{resource_key(n): output_resource(n, o) for n, o in definitions.outputs.items()},

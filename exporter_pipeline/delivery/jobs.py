@@ -23,6 +23,7 @@ from exporter_pipeline.destinations.outputs import resource_key
 from exporter_pipeline.exports.dagster_names import dagster_name, delivery_sensor_name
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, MANIFEST_FOLDER
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.run_limits import max_runtime_tags
 from exporter_pipeline.settings import Settings
 
 DELIVERY_JOB = "deliver_export"
@@ -103,7 +104,9 @@ def failed_payload(error: dict[str, Any], key: str) -> dict[str, Any]:
     }
 
 
-def build_delivery_job(definitions: DefinitionsFile) -> dg.JobDefinition:
+def build_delivery_job(
+    definitions: DefinitionsFile, settings: Settings | None = None
+) -> dg.JobDefinition:
     webhooks = [e for e in definitions.exports if e.delivery and e.delivery.webhook]
     keys = {
         "smtp",
@@ -154,7 +157,11 @@ def build_delivery_job(definitions: DefinitionsFile) -> dg.JobDefinition:
             context.log.info(f"emailed {', '.join(export.delivery.email)}")
         return dg.Output({"type": payload["type"], "key": config.key}, metadata=metadata)
 
-    @dg.job(name=DELIVERY_JOB, description="Deliver one export manifest by webhook and email.")
+    @dg.job(
+        name=DELIVERY_JOB,
+        description="Deliver one export manifest by webhook and email.",
+        tags=max_runtime_tags((settings or Settings.from_env()).delivery_max_runtime_s),
+    )
     def deliver_export() -> None:
         deliver()
 
@@ -226,7 +233,7 @@ def build_delivery(
                 allow_private=settings.webhook_allow_private,
             )
     sensors = [build_delivery_sensor(o, e) for o, e in sorted(by_output.items())]
-    return build_delivery_job(definitions), sensors, resources
+    return build_delivery_job(definitions, settings), sensors, resources
 
 
 def smtp_resource(settings: Settings) -> SmtpResource:

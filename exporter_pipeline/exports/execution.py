@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from exporter_pipeline.exports.naming import (
 )
 from exporter_pipeline.exports.query import QUERY_TABLES, QueryLimits, run_query
 from exporter_pipeline.exports.spec import ExportDefinition
+from exporter_pipeline.exports.workdirs import work_folder
 from exporter_pipeline.exports.writers import write_file, write_parts
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.settings import Settings
@@ -251,10 +251,9 @@ def export_window(
     published = False
     try:
         with (
-            tempfile.TemporaryDirectory(prefix=f"export-{export.name}-") as tmp,
+            work_folder(export.name) as work,  # also removes folders dead runs left
             contextlib.ExitStack() as stack,
         ):
-            work = Path(tmp)
             files = _LakeFiles(lake, stack)
             written, columns = _write_window(export, start, end, files, work, progress or _quiet)
             published = True

@@ -28,6 +28,8 @@ from exporter_pipeline.exports.execution import (
 from exporter_pipeline.exports.reconcile import expected_event_rows
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.lake import LakeResource, hourly_key
+from exporter_pipeline.run_limits import max_runtime_tags
+from exporter_pipeline.settings import Settings
 
 # Partitions per run when a range is backfilled: a 30-day daily backfill is 3 runs.
 MAX_PARTITIONS_PER_RUN = {"hourly": 168, "daily": 10, "weekly": 4}
@@ -213,11 +215,14 @@ def _check(
     )
 
 
-def build_export_job(export: ExportDefinition) -> UnresolvedAssetJobDefinition:
+def build_export_job(
+    export: ExportDefinition, settings: Settings | None = None
+) -> UnresolvedAssetJobDefinition:
+    limit = (settings or Settings.from_env()).export_max_runtime_s
     return dg.define_asset_job(
         name=export_job_name(export.name),
         selection=dg.AssetSelection.assets(["exports", export.name]),
-        tags=export_tags(export),
+        tags={**export_tags(export), **max_runtime_tags(limit)},
         description=f"Executions of export {export.name} (tenant {export.tenant}).",
     )
 

@@ -16,6 +16,8 @@ from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.execution import export_window, throttled
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition, describe_errors
 from exporter_pipeline.lake import LakeResource
+from exporter_pipeline.run_limits import max_runtime_tags
+from exporter_pipeline.settings import Settings
 
 
 class OnDemandExportConfig(dg.Config):
@@ -102,7 +104,11 @@ def request_to_definition(
     return export, start, end
 
 
-def build_on_demand_job(definitions: DefinitionsFile) -> dg.JobDefinition:
+def build_on_demand_job(
+    definitions: DefinitionsFile, settings: Settings | None = None
+) -> dg.JobDefinition:
+    limit = (settings or Settings.from_env()).export_max_runtime_s
+
     @dg.op(
         name="export_task",
         tags={"kind": "export"},
@@ -146,7 +152,7 @@ def build_on_demand_job(definitions: DefinitionsFile) -> dg.JobDefinition:
             },
         )
 
-    @dg.job(name="export_on_demand", description=__doc__)
+    @dg.job(name="export_on_demand", description=__doc__, tags=max_runtime_tags(limit))
     def export_on_demand() -> None:
         export_task()
 

@@ -104,8 +104,11 @@ class Deployment:
         return body["data"]  # type: ignore[no-any-return]
 
 
-def instance_yaml(home: Path, postgres: Postgres | None) -> None:
+def instance_yaml(
+    home: Path, postgres: Postgres | None, overrides: dict[str, Any] | None = None
+) -> None:
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    config.update(overrides or {})  # whole top-level sections, e.g. shorter run_monitoring
     # Short intervals so a test sees sensors and backfills move within seconds.
     config["sensors"] = {"use_threads": True, "num_workers": 2}
     if postgres is not None:
@@ -125,11 +128,14 @@ def instance_yaml(home: Path, postgres: Postgres | None) -> None:
 
 
 def start_dagster_dev(
-    root: Path, env: dict[str, str], postgres: Postgres | None
+    root: Path,
+    env: dict[str, str],
+    postgres: Postgres | None,
+    instance: dict[str, Any] | None = None,
 ) -> Iterator[Deployment]:
     home = root / "dagster_home"
     home.mkdir()
-    instance_yaml(home, postgres)
+    instance_yaml(home, postgres, instance)
     port = free_port()
     log = open(root / "dagster-dev.log", "wb")
     process = subprocess.Popen(
