@@ -564,6 +564,8 @@ def test_edge_names_build_a_loadable_code_location(tmp_path: Path) -> None:
     assert {s.name for s in repository.sensor_defs} == {
         f"deliver_o{'_' * 61}1_sensor",
         f"deliver_o{'x' * 62}_sensor",
+        "export_failure_notice_sensor",
+        "export_canceled_notice_sensor",
     }
     resources = set(repository.get_top_level_resources())
     assert {f"output_o{'_' * 61}1", f"output_o{'x' * 62}", "webhook_acme_daily_raw"} <= resources
@@ -608,7 +610,11 @@ def test_an_export_that_fails_to_build_is_left_out_and_reported(
     assert "export_acme_broken" not in jobs
     repository = defs.get_repository_def()
     assert [s.name for s in repository.schedule_defs] == ["retention_schedule"]
-    assert repository.sensor_defs == []
+    # Only the failure-notice sensors: no delivery sensor is left for the broken export.
+    assert {s.name for s in repository.sensor_defs} == {
+        "export_failure_notice_sensor",
+        "export_canceled_notice_sensor",
+    }
     resources = set(repository.get_top_level_resources())
     assert "webhook_acme_broken" not in resources
     reason = "DagsterInvalidDefinitionError: Invalid tag value for key: tenant"
