@@ -54,6 +54,7 @@ QUERY_TABLES: Final = {
     "delivery_metrics": "delivery_metrics",
 }
 ONLY_TABLES: Final = "the query may read only the tables events, view_segments, delivery_metrics"
+SINGLE_SELECT: Final = "the query must be a single SELECT (or WITH … SELECT), nothing else"
 
 # Table references DuckDB's parser may produce that stay within the query's own tables.
 _SAFE_TABLE_REFS: Final = {"BASE_TABLE", "SUBQUERY", "JOIN", "EXPRESSION_LIST", "EMPTY"}
@@ -166,7 +167,7 @@ def check_query(sql: str) -> str | None:
     if tree.get("error"):
         message = str(tree.get("error_message", ""))
         if "Only SELECT statements" in message:
-            return "the query must be a single SELECT (or WITH … SELECT), nothing else"
+            return SINGLE_SELECT
         first = message.strip().splitlines()[0] if message.strip() else "cannot parse"
         return f"the query is not valid SQL: {first}"
     statements = tree.get("statements", [])

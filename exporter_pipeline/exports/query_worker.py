@@ -91,7 +91,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from exporter_pipeline.exports.query import check_query
+    from exporter_pipeline.exports.query import SINGLE_SELECT, check_query
 
     problem = check_query(request["sql"])
     if problem:
@@ -118,7 +118,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     except duckdb.Error as error:
         return _engine_error(error)
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        return {"rejected": "the query must be a single SELECT (or WITH … SELECT), nothing else"}
+        return {"rejected": SINGLE_SELECT}
     rows = 0
     writer = None
     try:
