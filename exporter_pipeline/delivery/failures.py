@@ -36,9 +36,9 @@ import orjson
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.outputs import output_resource
 from exporter_pipeline.errors import ExporterError
+from exporter_pipeline.exports.execution import error_record as window_error_record
 from exporter_pipeline.exports.execution import hours_of
 from exporter_pipeline.exports.factory import export_partitions_def
-from exporter_pipeline.exports.manifest import iso
 from exporter_pipeline.exports.naming import (
     TIME_FORMAT,
     data_key_prefix,
@@ -128,16 +128,8 @@ def error_record(
     published: bool,
     now: datetime,
 ) -> dict[str, Any]:
-    """The error file's content: the keys `export_window` writes (exports/execution.py)."""
-    return {
-        "export": export.name,
-        "tenant": export.tenant,
-        "run_id": run_id,
-        "window": {"start": iso(window[0]), "end": iso(window[1])},
-        "error": reason,
-        "failed_at": iso(now),
-        "files_published": published,
-    }
+    """The error file's content, as `export_window` writes it."""
+    return window_error_record(export, run_id, window[0], window[1], reason, published, now)
 
 
 def _run_id_at(destination: Destination, key: str) -> str | None:

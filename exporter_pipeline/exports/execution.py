@@ -235,6 +235,28 @@ def _stale_files(
     return stale
 
 
+def error_record(
+    export: ExportDefinition,
+    run_id: str,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    published: bool,
+    failed_at: datetime,
+) -> dict[str, object]:
+    """The error file's content (seed 004), whoever writes it: the run, or the failure
+    sensor for a run that died before it could."""
+    return {
+        "export": export.name,
+        "tenant": export.tenant,
+        "run_id": run_id,
+        "window": {"start": iso(start), "end": iso(end)},
+        "error": reason,
+        "failed_at": iso(failed_at),
+        "files_published": published,
+    }
+
+
 def export_window(
     export: ExportDefinition,
     start: datetime,
@@ -280,15 +302,7 @@ def export_window(
         output.delete(error_key(path, start, end))
     except Exception as error:
         reason = str(error) if isinstance(error, ExporterError) else _unexpected(error)
-        record = {
-            "export": export.name,
-            "tenant": export.tenant,
-            "run_id": run_id,
-            "window": {"start": iso(start), "end": iso(end)},
-            "error": reason,
-            "failed_at": iso(datetime.now(UTC)),
-            "files_published": published,
-        }
+        record = error_record(export, run_id, start, end, reason, published, datetime.now(UTC))
         with contextlib.suppress(Exception):  # the original error is the one to report
             output.put_bytes(
                 orjson.dumps(record, option=orjson.OPT_INDENT_2), error_key(path, start, end)
