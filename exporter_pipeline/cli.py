@@ -9,11 +9,7 @@ from pathlib import Path
 
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.settings import Settings
-
-
-def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+from exporter_pipeline.windows import parse_utc
 
 
 def _local_landing(settings: Settings) -> Path:
@@ -29,8 +25,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summary = simulate(
         landing,
         tenants=[t.strip() for t in args.tenants.split(",") if t.strip()],
-        start=_utc(args.start),
-        end=_utc(args.end),
+        start=parse_utc(args.start),
+        end=parse_utc(args.end),
         events_per_hour=args.events_per_hour,
         seed=args.seed,
         fmt=args.format,
@@ -59,7 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_test_output(args: argparse.Namespace) -> int:
-    from exporter_pipeline.destinations.outputs import destination_for
+    from exporter_pipeline.defs.outputs import destination_for
     from exporter_pipeline.errors import DestinationError
     from exporter_pipeline.exports.spec import load_definitions_file
 
@@ -87,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from exporter_pipeline.demo import run_demo
 
     day = (
-        _utc(args.day)
+        parse_utc(args.day)
         if args.day
         else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         - timedelta(days=1)

@@ -4,17 +4,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from exporter_pipeline.delivery.failures import build_failure_sensors
-from exporter_pipeline.delivery.jobs import build_delivery
-from exporter_pipeline.derived.assets import build_derived_assets
-from exporter_pipeline.destinations.outputs import output_resource, resource_key
-from exporter_pipeline.events.assets import build_raw_events_asset
-from exporter_pipeline.exports.factory import build_export_objects
-from exporter_pipeline.exports.on_demand import build_on_demand_job
+from exporter_pipeline.defs.delivery import build_delivery
+from exporter_pipeline.defs.derived import build_derived_assets
+from exporter_pipeline.defs.events import build_raw_events_asset
+from exporter_pipeline.defs.failures import build_failure_sensors
+from exporter_pipeline.defs.loading import build_export_objects
+from exporter_pipeline.defs.on_demand import build_on_demand_job
+from exporter_pipeline.defs.partitions import hourly_partitions_def
+from exporter_pipeline.defs.privacy import build_privacy_jobs
+from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.exports.spec import load_definitions_file
-from exporter_pipeline.lake import LakeResource
-from exporter_pipeline.partitions import hourly_partitions_def
-from exporter_pipeline.privacy.jobs import build_privacy_jobs
 from exporter_pipeline.settings import Settings
 
 
@@ -37,7 +36,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         executor=dg.in_process_executor,
         resources={
             "lake": LakeResource.from_settings(settings),
-            **{resource_key(n): output_resource(n, o) for n, o in definitions.outputs.items()},
+            "outputs": OutputsResource.of(definitions.outputs),
             **delivery_resources,
         },
     )

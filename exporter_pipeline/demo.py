@@ -10,11 +10,12 @@ import dagster as dg
 import polars as pl
 
 from exporter_pipeline.definitions import build_definitions
+from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.events.simulate import simulate
-from exporter_pipeline.exports.dagster_names import export_job_name
-from exporter_pipeline.lake import LakeResource, hourly_key
-from exporter_pipeline.partitions import partition_key_of
+from exporter_pipeline.lake import hourly_key
+from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.windows import partition_key_of
 
 DEMO_TENANTS = ["acme", "globex"]
 
@@ -114,8 +115,8 @@ def _run_exports(
             tags = {"dagster/partition": f"{day:%Y-%m-%d}"}
         else:
             tags = {
-                "dagster/asset_partition_range_start": f"{day:%Y-%m-%d-%H:%M}",
-                "dagster/asset_partition_range_end": f"{day + timedelta(hours=23):%Y-%m-%d-%H:%M}",
+                "dagster/asset_partition_range_start": partition_key_of(day),
+                "dagster/asset_partition_range_end": partition_key_of(day + timedelta(hours=23)),
             }
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
         if not result.success:

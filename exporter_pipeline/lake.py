@@ -1,4 +1,4 @@
-"""The lake and the landing zone as one Dagster resource, plus the lake's key layout."""
+"""The lake's key layout and its hourly Parquet files (pure: no Dagster here)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
 from exporter_pipeline.checksums import sha256_of
-from exporter_pipeline.destinations import Destination, destination_from_url
-from exporter_pipeline.events.landing import hour_prefix
-from exporter_pipeline.settings import Settings
+from exporter_pipeline.destinations import Destination
+from exporter_pipeline.windows import hour_prefix
 
 # Row groups stay small enough for later readers to stream an hour in bounded memory.
 ROW_GROUP_ROWS: Final = 128 * 1024
@@ -33,24 +31,6 @@ HOURLY_DATASET_FILES: Final[dict[str, str]] = {
 def hourly_key(dataset: str, hour: datetime) -> str:
     """`<dataset>/dt=YYYY-MM-DD/hour=HH/<file>`: the hive layout of the lake."""
     return f"{dataset}/{hour_prefix(hour)}{HOURLY_DATASET_FILES[dataset]}"
-
-
-class LakeResource(dg.ConfigurableResource):
-    """Where collectors drop landing files and where hourly Parquet data sets live."""
-
-    landing_url: str
-    lake_url: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> LakeResource:
-        settings = settings or Settings.from_env()
-        return cls(landing_url=settings.landing_url, lake_url=settings.lake_url)
-
-    def landing(self) -> Destination:
-        return destination_from_url(self.landing_url)
-
-    def lake(self) -> Destination:
-        return destination_from_url(self.lake_url)
 
 
 def write_hourly(

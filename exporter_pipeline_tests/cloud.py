@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from exporter_pipeline.destinations.outputs import OutputResource
+from exporter_pipeline.defs.outputs import OutputResource
 from exporter_pipeline_tests.servers import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,

@@ -2,31 +2,8 @@
 
 from __future__ import annotations
 
-import smtplib
 from email.message import EmailMessage
 from typing import Any
-
-import dagster as dg
-
-
-class SmtpResource(dg.ConfigurableResource):
-    """The SMTP server deliveries are sent through; the password comes from the environment."""
-
-    host: str = "localhost"
-    port: int = 25
-    starttls: bool = False
-    username: str | None = None
-    password: str | None = None
-    sender: str = "exports@exporter-pipeline.local"
-    timeout_seconds: float = 30.0
-
-    def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds) as smtp:
-            if self.starttls:
-                smtp.starttls()
-            if self.username:
-                smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
 
 
 def _size(count: int) -> str:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from exporter_pipeline.checksums import sha256_of
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.events.landing import hour_prefix, landing_format, staged_chunks
+from exporter_pipeline.events.landing import landing_format, staged_chunks
 from exporter_pipeline.events.schema import (
     CONTENT_TYPES,
     COUNTER_COLUMNS,
@@ -38,6 +38,7 @@ from exporter_pipeline.events.schema import (
 )
 from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key, scan_by_row_group
 from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_tombstones
+from exporter_pipeline.windows import hour_prefix
 
 _EVENT_ARROW: Final = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
 _QUARANTINE_ARROW: Final = pl.DataFrame(schema=QUARANTINE_SCHEMA).to_arrow().schema

@@ -12,7 +12,6 @@ import gzip
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -45,11 +44,6 @@ _TEXT_FIELDS: Final = tuple(name for name in EVENT_COLUMNS if name != "data")
 _FAST_SCHEMA: Final = pl.Schema(
     {name: pl.Struct({}) if name == "data" else pl.String() for name in EVENT_COLUMNS}
 )
-
-
-def hour_prefix(hour: datetime) -> str:
-    """The landing (and lake) folder of one UTC hour: `dt=YYYY-MM-DD/hour=HH/`."""
-    return f"dt={hour:%Y-%m-%d}/hour={hour:%H}/"
 
 
 def landing_format(key: str) -> str | None:

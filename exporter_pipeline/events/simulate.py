@@ -21,8 +21,8 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
-from exporter_pipeline.events.landing import hour_prefix
 from exporter_pipeline.events.schema import EVENT_COLUMNS, FLOAT_COLUMNS, INTEGER_COLUMNS
+from exporter_pipeline.windows import hour_prefix
 
 FORMATS: Final = ("jsonl", "jsonl.gz", "csv", "parquet")
 RECORDS_PER_FILE: Final = 250_000

@@ -48,6 +48,7 @@ from exporter_pipeline.exports.workdirs import work_folder
 from exporter_pipeline.exports.writers import write_file, write_parts
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.windows import hours_of
 
 Progress = Callable[[int, int, str], None]
 
@@ -78,15 +79,6 @@ class ExecutionResult:
     @property
     def bytes(self) -> int:
         return sum(f.bytes for f in self.files)
-
-
-def hours_of(start: datetime, end: datetime) -> list[datetime]:
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    hours = []
-    while hour < end:
-        hours.append(hour)
-        hour += timedelta(hours=1)
-    return hours
 
 
 class _LakeFiles:

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -27,6 +26,12 @@ from pydantic import (
 )
 
 from exporter_pipeline.derived.delivery_metrics import DIMENSIONS
+from exporter_pipeline.destinations.outputs import (
+    EnvName,
+    Output,
+    StrictModel,
+    named,
+)
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.catalog import (
     ALL_DATASET_KEYS,
@@ -39,13 +44,6 @@ from exporter_pipeline.exports.catalog import (
     METRIC_RANGE_LIMITS,
     VIEW_COLUMNS,
 )
-from exporter_pipeline.exports.dagster_names import (
-    RESERVED_EXPORT_NAMES,
-    dagster_name,
-    dagster_name_clashes,
-    export_job_name,
-    name_problem,
-)
 from exporter_pipeline.exports.formats import FILE_FORMATS, canonical_format
 from exporter_pipeline.exports.ownership import (
     Placed,
@@ -53,90 +51,31 @@ from exporter_pipeline.exports.ownership import (
     output_root,
     segments,
 )
+from exporter_pipeline.names import (
+    RESERVED_EXPORT_NAMES,
+    dagster_name,
+    dagster_name_clashes,
+    export_job_name,
+    name_problem,
+)
+from exporter_pipeline.windows import CADENCE_STEP, WEEKDAYS, utc
 
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 # Dates of a definition fall within these years: Dagster's partitions format years with
 # four digits, and `0001-01-01` became '1-01-01', which no partition key parses back.
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
-def _named(field: str, value: str) -> str:
-    problem = name_problem(value)
-    if problem:
-        raise ValueError(f"{field} {problem}")
-    return value
-
-
-class _OutputBase(_Strict):
-    # An output with a tenant belongs to it: only that tenant's exports may use it.
-    tenant: str | None = None
-
-    @field_validator("tenant")
-    @classmethod
-    def _tenant(cls, tenant: str | None) -> str | None:
-        return None if tenant is None else _named("tenant", tenant)
-
-
-class LocalOutput(_OutputBase):
-    type: Literal["local"]
-    path: str
-    # Outputs we manage: retention and erasure may rewrite or remove files there.
-    managed: bool = True
-
-
-class S3Output(_OutputBase):
-    type: Literal["s3"]
-    bucket: str
-    region: str | None = None
-    prefix: str = ""
-    endpoint_url_env: EnvName | None = None
-    access_key_id_env: EnvName | None = None
-    secret_access_key_env: EnvName | None = None
-    managed: bool = False
-
-
-class GCSOutput(_OutputBase):
-    type: Literal["gcs"]
-    bucket: str
-    prefix: str = ""
-    project: str | None = None
-    credentials_json_env: EnvName | None = None
-    endpoint_url_env: EnvName | None = None
-    managed: bool = False
-
-
-class AzureOutput(_OutputBase):
-    type: Literal["azure"]
-    container: str
-    prefix: str = ""
-    account_url: str | None = None
-    account_url_env: EnvName | None = None
-    account_name_env: EnvName | None = None
-    account_key_env: EnvName | None = None
-    connection_string_env: EnvName | None = None
-    managed: bool = False
-
-
-Output = Annotated[LocalOutput | S3Output | GCSOutput | AzureOutput, Field(discriminator="type")]
-
-
-class OutputRef(_Strict):
+class OutputRef(StrictModel):
     name: str
     path: str = ""
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        return _named("output name", name)
+        return named("output name", name)
 
     @field_validator("path")
     @classmethod
@@ -147,7 +86,7 @@ class OutputRef(_Strict):
         return "/".join(parts)
 
 
-class WebhookDelivery(_Strict):
+class WebhookDelivery(StrictModel):
     url: Annotated[str, Field(pattern=r"^https?://")]
     secret_env: EnvName
     # Retries of 5xx, 408, 429, timeouts and connection errors, with exponential backoff.
@@ -168,7 +107,7 @@ class WebhookDelivery(_Strict):
         return url
 
 
-class Delivery(_Strict):
+class Delivery(StrictModel):
     webhook: WebhookDelivery | None = None
     email: list[str] = Field(default_factory=list)
 
@@ -181,7 +120,7 @@ class Delivery(_Strict):
         return addresses
 
 
-class Schedule(_Strict):
+class Schedule(StrictModel):
     hour: Annotated[int, Field(ge=0, le=23)] = 0
     minute: Annotated[int, Field(ge=0, le=59)] = 0
     timezone: str = "UTC"
@@ -207,7 +146,7 @@ class Schedule(_Strict):
         return day.lower() if day else None
 
 
-class QueryLimitsSpec(_Strict):
+class QueryLimitsSpec(StrictModel):
     """An export's own caps for its query runs; each only lowers the operator's setting."""
 
     memory_mb: Annotated[int, Field(ge=64)] | None = None
@@ -216,13 +155,7 @@ class QueryLimitsSpec(_Strict):
     temp_mb: Annotated[int, Field(ge=1)] | None = None
 
 
-def _as_utc(value: date | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)
-
-
-class ExportDefinition(_Strict):
+class ExportDefinition(StrictModel):
     """One export: which tenant's data, shaped how, written where, when, told to whom."""
 
     name: str
@@ -268,7 +201,7 @@ class ExportDefinition(_Strict):
     @field_validator("name", "tenant")
     @classmethod
     def _names(cls, value: str, info: ValidationInfo) -> str:
-        return _named(str(info.field_name), value)
+        return named(str(info.field_name), value)
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -294,7 +227,7 @@ class ExportDefinition(_Strict):
         if value is None:
             return None
         # The year first: converting 0001-01-01T00:00+01:00 to UTC would overflow.
-        moment = _as_utc(value) if FIRST_YEAR <= value.year <= LAST_YEAR else None
+        moment = utc(value) if FIRST_YEAR <= value.year <= LAST_YEAR else None
         if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
             raise ValueError(
                 f"{info.field_name} {value.isoformat()} is not between "
@@ -304,19 +237,14 @@ class ExportDefinition(_Strict):
 
     @property
     def start_at(self) -> datetime:
-        return _as_utc(self.start)
+        return utc(self.start)
 
     @property
     def end_at(self) -> datetime | None:
         """Exclusive end of the last partition (`end` names the last partition itself)."""
         if self.end is None:
             return None
-        step = {
-            "hourly": timedelta(hours=1),
-            "daily": timedelta(days=1),
-            "weekly": timedelta(weeks=1),
-        }[self.cadence]
-        return _as_utc(self.end) + step
+        return utc(self.end) + CADENCE_STEP[self.cadence]
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> ExportDefinition:
@@ -596,7 +524,7 @@ def parse_definitions(
                     pointer = "/output" + pointer[len(branch) :]
                 pointer = pointer.replace("/output", _pointer(("outputs", name)), 1)
                 problems.append(f"{where}: output {_shown(name)} ({pointer}): {message}")
-    # `a-b` and `a_b` would both be the resource `output_a_b` (dagster_names).
+    # `a-b` and `a_b` would both be the resource `output_a_b` (names).
     for name, earlier in dagster_name_clashes(outputs):
         problems.append(
             f"{where}: output {name!r} ({_pointer(('outputs', name))}): output name {name!r} "

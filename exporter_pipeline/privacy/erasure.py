@@ -34,11 +34,12 @@ from exporter_pipeline.derived.delivery_metrics import delivery_metrics
 from exporter_pipeline.derived.view_segments import view_segments
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.exports.catalog import DATASETS
-from exporter_pipeline.exports.execution import export_window, hours_of
+from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.naming import manifest_key
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.lake import hourly_key, lake_hours, write_hourly
 from exporter_pipeline.privacy.tombstones import add_tombstone, lake_salt, subject_of
+from exporter_pipeline.windows import hours_of, partition_key_of, window_containing
 
 AUDIT_FOLDER = "_privacy/audit"
 # An export's destination, and whether this service manages that output.
@@ -108,7 +109,7 @@ def erase_user(
                 _rewrite_quarantine(lake, hour, tenant, user_id, work)
                 removed["raw_events_quarantine"] += quarantine_count
         log(f"{hour:%Y-%m-%d %H:00}: removed {count} events, {quarantine_count} quarantined")
-    report.hours = [f"{h:%Y-%m-%d-%H:%M}" for h in affected]
+    report.hours = [partition_key_of(h) for h in affected]
     report.rows_removed = removed
     _regenerate_exports(report, affected, tenant, exports, outputs, lake, run_id, log)
     report.not_reached += [
@@ -173,8 +174,6 @@ def _regenerate_exports(
     run_id: str,
     log: Callable[[str], None],
 ) -> None:
-    from exporter_pipeline.exports.factory import export_partitions_def
-
     for export in exports:
         if export.tenant != tenant:
             continue
@@ -184,12 +183,7 @@ def _regenerate_exports(
                 f"export {export.name}: output {export.output.name} is not managed"
             )
             continue
-        partitions_def = export_partitions_def(export)
-        windows = set()
-        for hour in affected:
-            key = partitions_def.get_partition_key_for_timestamp(hour.timestamp())
-            window = partitions_def.time_window_for_partition_key(key)
-            windows.add((window.start, window.end))
+        windows = {window_containing(export.cadence, export.start_at, hour) for hour in affected}
         for start, end in sorted(windows):
             if not destination.exists(manifest_key(export.output.path, start, end)):
                 continue  # never exported: nothing to regenerate

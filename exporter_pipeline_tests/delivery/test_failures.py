@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from exporter_pipeline.definitions import build_definitions
-from exporter_pipeline.delivery.failures import (
+from exporter_pipeline.defs.failures import (
     WindowState,
     export_names_of_run,
     failure_reason,

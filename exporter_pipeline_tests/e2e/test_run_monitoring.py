@@ -24,7 +24,7 @@ import pytest
 import yaml
 from standardwebhooks import Webhook
 
-from exporter_pipeline.delivery.failures import FAILURE_SENSOR_INTERVAL_S
+from exporter_pipeline.defs.failures import FAILURE_SENSOR_INTERVAL_S
 from exporter_pipeline.destinations import destination_from_url
 from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.spec import load_definitions_file

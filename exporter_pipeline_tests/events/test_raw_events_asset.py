@@ -12,9 +12,10 @@ import dagster as dg
 import polars as pl
 
 from exporter_pipeline.definitions import build_definitions
+from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.destinations import destination_from_url
 from exporter_pipeline.events.simulate import simulate
-from exporter_pipeline.lake import LakeResource, hourly_key
+from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.settings import Settings
 from exporter_pipeline_tests.conftest import S3Server
 

@@ -28,8 +28,9 @@ import pytest
 import yaml
 
 from exporter_pipeline.definitions import build_definitions
+from exporter_pipeline.defs import loading
+from exporter_pipeline.defs.resources import OutputsResource
 from exporter_pipeline.errors import DefinitionError
-from exporter_pipeline.exports import factory
 from exporter_pipeline.exports.ownership import Placed, location_conflicts
 from exporter_pipeline.exports.spec import parse_definitions
 from exporter_pipeline.settings import Settings
@@ -568,7 +569,10 @@ def test_edge_names_build_a_loadable_code_location(tmp_path: Path) -> None:
         "export_canceled_notice_sensor",
     }
     resources = set(repository.get_top_level_resources())
-    assert {f"output_o{'_' * 61}1", f"output_o{'x' * 62}", "webhook_acme_daily_raw"} <= resources
+    assert {"outputs", "webhook_acme_daily_raw"} <= resources
+    outputs = (defs.resources or {})["outputs"]
+    assert isinstance(outputs, OutputsResource)
+    assert set(outputs.outputs()) == {f"o{'-' * 61}1", f"o{'x' * 62}"}
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey(["exports", "acme-daily-raw"]))
     assert node.owners == ["team:acme-corp"]
@@ -595,15 +599,15 @@ def test_an_export_that_fails_to_build_is_left_out_and_reported(
             outputs={"local": {"type": "local", "path": str(tmp_path / "out")}},
         ),
     )
-    build_job = factory.build_export_job
+    build_job = loading.build_export_job
 
     def fails_for_one(definition: Any) -> Any:
         if definition.name == "acme_broken":
             raise dg.DagsterInvalidDefinitionError("Invalid tag value for key: tenant")
         return build_job(definition)
 
-    monkeypatch.setattr(factory, "build_export_job", fails_for_one)
-    with caplog.at_level(logging.WARNING, logger=factory.__name__):
+    monkeypatch.setattr(loading, "build_export_job", fails_for_one)
+    with caplog.at_level(logging.WARNING, logger=loading.__name__):
         defs = build_definitions(settings)
     jobs = {job.name for job in defs.resolve_all_job_defs()}
     assert {"export_acme_ok", "export_globex_ok"} <= jobs
@@ -638,7 +642,7 @@ def test_a_lenient_load_leaves_out_only_the_bad_entries(
             outputs={"local": {"type": "local", "path": str(tmp_path / "out")}},
         ),
     )
-    with caplog.at_level(logging.WARNING, logger=factory.__name__):
+    with caplog.at_level(logging.WARNING, logger=loading.__name__):
         defs = build_definitions(settings)
     assert {j.name for j in defs.resolve_all_job_defs() if j.name.startswith("export_")} == {
         "export_acme_ok",

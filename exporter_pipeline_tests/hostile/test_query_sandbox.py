@@ -28,7 +28,7 @@ import pytest
 import yaml
 from dagster._serdes import serialize_value
 
-from exporter_pipeline.delivery.jobs import failed_payload
+from exporter_pipeline.defs.delivery import failed_payload
 from exporter_pipeline.derived.delivery_metrics import delivery_metrics
 from exporter_pipeline.derived.view_segments import view_segments
 from exporter_pipeline.destinations import Destination, destination_from_url

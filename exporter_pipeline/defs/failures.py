@@ -33,12 +33,13 @@ from typing import Any, Final
 import dagster as dg
 import orjson
 
+from exporter_pipeline.defs.exports import export_partitions_def
+from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
+from exporter_pipeline.defs.outputs import destination_for
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.destinations.outputs import output_resource
 from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.execution import error_record as window_error_record
 from exporter_pipeline.exports.execution import hours_of
-from exporter_pipeline.exports.factory import export_partitions_def
 from exporter_pipeline.exports.naming import (
     TIME_FORMAT,
     data_key_prefix,
@@ -46,7 +47,6 @@ from exporter_pipeline.exports.naming import (
     error_key,
     manifest_key,
 )
-from exporter_pipeline.exports.on_demand import OnDemandExportConfig, request_to_definition
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 
 ON_DEMAND_JOB: Final = "export_on_demand"
@@ -274,16 +274,13 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
             found = instance.get_run_record_by_id(other)
             return found is not None and _aware(found.create_timestamp) > created
 
-        def destination_for(output: str) -> Destination:
-            # Resolved here, not as a sensor resource: one output's missing variable must
-            # not stop the notices of every other output.
-            resource = output_resource(output, definitions.outputs[output], resolve_now=True)
-            return resource.destination()
+        def destination_of(output: str) -> Destination:
+            # Opened here, one output at a time: one output's missing variable must not
+            # stop the notices of every other output.
+            return destination_for(output, definitions.outputs[output])
 
         reason = failure_reason(status.value, messages)
-        written = report_failed_run(
-            definitions, run, reason, started, is_later_run, destination_for
-        )
+        written = report_failed_run(definitions, run, reason, started, is_later_run, destination_of)
         context.log.info(
             f"run {run.run_id} ended {status.value}: "
             + (f"wrote {', '.join(written)} ({reason})" if written else "nothing to report")

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.events.ingest import IngestReport, ingest_hour
 from exporter_pipeline.events.schema import EVENT_SCHEMA
-from exporter_pipeline.lake import LakeResource, hourly_key
-from exporter_pipeline.partitions import hour_of
+from exporter_pipeline.lake import hourly_key
+from exporter_pipeline.windows import hour_of
 
 # A backfill of raw hours runs a day of hours per run: few runs, yet days in parallel.
 RAW_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=24)

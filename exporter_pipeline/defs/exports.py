@@ -9,27 +9,26 @@ window; its Dagster status is the execution status.
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from exporter_pipeline.defs.resources import LakeResource, OutputsResource
+from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.destinations.outputs import resource_key
 from exporter_pipeline.exports.catalog import DATASETS
-from exporter_pipeline.exports.dagster_names import export_job_name
 from exporter_pipeline.exports.execution import (
     ExecutionResult,
     export_window,
-    hours_of,
     throttled,
 )
 from exporter_pipeline.exports.reconcile import expected_event_rows
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
-from exporter_pipeline.lake import LakeResource, hourly_key
-from exporter_pipeline.run_limits import max_runtime_tags
+from exporter_pipeline.lake import hourly_key
+from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.windows import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, hours_of
 
 # Partitions per run when a range is backfilled: a 30-day daily backfill is 3 runs.
 MAX_PARTITIONS_PER_RUN = {"hourly": 168, "daily": 10, "weekly": 4}
@@ -41,11 +40,11 @@ log = logging.getLogger(__name__)
 def export_partitions_def(export: ExportDefinition) -> dg.TimeWindowPartitionsDefinition:
     start, end = export.start_at, export.end_at
     if export.cadence == "hourly":
-        fmt = "%Y-%m-%d-%H:%M"
+        fmt = HOUR_KEY_FORMAT
         return dg.HourlyPartitionsDefinition(
             start_date=start.strftime(fmt), end_date=end.strftime(fmt) if end else None, fmt=fmt
         )
-    day = "%Y-%m-%d"
+    day = DAY_KEY_FORMAT
     if export.cadence == "daily":
         return dg.DailyPartitionsDefinition(
             start_date=start.strftime(day), end_date=end.strftime(day) if end else None
@@ -104,7 +103,6 @@ def build_export_asset(
         automation_condition=late_data_condition() if export.reexport_late_data else None,
         check_specs=[dg.AssetCheckSpec(check_name, asset=["exports", export.name])],
         code_version="1",
-        required_resource_keys={"lake", resource_key(export.output.name)},
         metadata={
             "dataset": export.dataset,
             "tenant": export.tenant,
@@ -113,11 +111,10 @@ def build_export_asset(
         },
     )
     def export_asset(
-        context: dg.AssetExecutionContext,
+        context: dg.AssetExecutionContext, lake: LakeResource, outputs: OutputsResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        lake: LakeResource = context.resources.lake
         store = lake.lake()
-        destination = getattr(context.resources, resource_key(export.output.name)).destination()
+        destination = outputs.destination(export.output.name)
         keys = context.partition_keys
         results: list[ExecutionResult] = []
         for number, key in enumerate(keys, start=1):
@@ -224,96 +221,4 @@ def build_export_job(
         selection=dg.AssetSelection.assets(["exports", export.name]),
         tags={**export_tags(export), **max_runtime_tags(limit)},
         description=f"Executions of export {export.name} (tenant {export.tenant}).",
-    )
-
-
-def build_exports(
-    definitions: DefinitionsFile,
-) -> tuple[list[dg.AssetsDefinition], list[UnresolvedAssetJobDefinition]]:
-    exports = definitions.exports
-    return (
-        [build_export_asset(e, definitions) for e in exports],
-        [build_export_job(e) for e in exports],
-    )
-
-
-@dataclass
-class ExportObjects:
-    """What the export definitions became: the Dagster objects of every export that built,
-    a placeholder asset per export that did not, and the definitions that built."""
-
-    assets: list[dg.AssetsDefinition | dg.AssetSpec]
-    jobs: list[UnresolvedAssetJobDefinition]
-    schedules: list[dg.ScheduleDefinition]
-    loaded: DefinitionsFile
-    not_loaded: dict[str, str] = field(default_factory=dict)
-
-
-def not_loaded_asset(key: list[str], label: str, reason: str) -> dg.AssetSpec:
-    """Where a left-out export shows in the UI: its asset, saying why it has no job."""
-    return dg.AssetSpec(
-        key=key,
-        description=f"Not loaded: {reason}",
-        group_name="exports",
-        metadata={"not_loaded": label, "reason": reason},
-        tags={"not_loaded": "true"},
-    )
-
-
-def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
-    """Each export's asset, job and schedule, built one export at a time.
-
-    An export whose definition was rejected (a lenient load) or whose Dagster objects fail
-    to build is left out with its schedule, delivery and sensor entry, logged and shown as
-    a placeholder asset: one bad entry must not keep the code location, and so every
-    tenant's jobs, from loading. One pass, constant work per export.
-    """
-    from exporter_pipeline.exports.schedules import build_export_schedule
-
-    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
-    jobs: list[UnresolvedAssetJobDefinition] = []
-    schedules: list[dg.ScheduleDefinition] = []
-    loaded: list[ExportDefinition] = []
-    not_loaded: dict[str, str] = {}
-    keys: set[str] = set()
-    # (name if usable, else how to call it and the placeholder's key; the reason)
-    left_out: list[tuple[str | None, str, str, str]] = [
-        (r.name, f"#{r.index}", f"export_{r.index}", "; ".join(r.problems))
-        for r in definitions.rejected
-    ]
-    for export in definitions.exports:
-        try:
-            built = (
-                build_export_asset(export, definitions),
-                build_export_job(export),
-                build_export_schedule(export) if export.schedule else None,
-            )
-        # Whatever Dagster raises for this export leaves out this export only.
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            left_out.append((export.name, export.name, export.name, reason))
-            continue
-        assets.append(built[0])
-        jobs.append(built[1])
-        schedules += [built[2]] if built[2] else []
-        loaded.append(export)
-        keys.add(export.name)
-    for problem in definitions.rejected_outputs:
-        log.warning("output not loaded: %s", problem)
-    for name, fallback, fallback_key, reason in left_out:
-        label = name or fallback
-        not_loaded[label] = reason
-        log.warning("export %s is not loaded: %s", label, reason)
-        # A rejected name may be unusable, or taken by a loaded export of the same name.
-        if name is not None and name not in keys:
-            keys.add(name)
-            assets.append(not_loaded_asset(["exports", name], label, reason))
-        else:
-            assets.append(not_loaded_asset(["exports_not_loaded", fallback_key], label, reason))
-    return ExportObjects(
-        assets=assets,
-        jobs=jobs,
-        schedules=schedules,
-        loaded=definitions.model_copy(update={"exports": loaded}),
-        not_loaded=not_loaded,
     )

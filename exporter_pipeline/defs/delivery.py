@@ -14,16 +14,16 @@ from typing import Any
 import dagster as dg
 import orjson
 
+from exporter_pipeline.defs.resources import OutputsResource, SmtpResource
+from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.delivery.addresses import redact_url
 from exporter_pipeline.delivery.cursor import ManifestCursor, new_objects
-from exporter_pipeline.delivery.email import SmtpResource, failed_message, ready_message
+from exporter_pipeline.delivery.email import failed_message, ready_message
 from exporter_pipeline.delivery.webhook import WebhookPolicy, message_id, post
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.destinations.outputs import resource_key
-from exporter_pipeline.exports.dagster_names import dagster_name, delivery_sensor_name
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, MANIFEST_FOLDER
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
-from exporter_pipeline.run_limits import max_runtime_tags
+from exporter_pipeline.names import dagster_name, delivery_sensor_name
 from exporter_pipeline.settings import Settings
 
 DELIVERY_JOB = "deliver_export"
@@ -110,7 +110,7 @@ def build_delivery_job(
     webhooks = [e for e in definitions.exports if e.delivery and e.delivery.webhook]
     keys = {
         "smtp",
-        *(resource_key(n) for n in definitions.outputs),
+        "outputs",
         *(webhook_resource_key(e.name) for e in webhooks),
     }
 
@@ -118,7 +118,8 @@ def build_delivery_job(
     def deliver(context: dg.OpExecutionContext, config: DeliveryConfig) -> dg.Output[dict]:
         """Deliver one manifest (or failure) by signed webhook and email."""
         export = definitions.export(config.export)
-        destination = getattr(context.resources, resource_key(export.output.name)).destination()
+        outputs: OutputsResource = context.resources.outputs
+        destination = outputs.destination(export.output.name)
         document = orjson.loads(destination.get_bytes(config.key))
         failed = config.key.endswith(ERROR_SUFFIX)
         payload = (
@@ -174,11 +175,12 @@ def build_delivery_sensor(output: str, exports: list[ExportDefinition]) -> dg.Se
         job_name=DELIVERY_JOB,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        required_resource_keys={resource_key(output)},
         description=f"Launches a delivery for each new manifest in output {output}.",
     )
-    def manifests_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        destination = getattr(context.resources, resource_key(output)).destination()
+    def manifests_sensor(
+        context: dg.SensorEvaluationContext, outputs: OutputsResource
+    ) -> dg.SensorResult:
+        destination = outputs.destination(output)
         cursor = ManifestCursor.parse(context.cursor)
         listing, owner = [], {}
         for export in exports:

@@ -10,19 +10,15 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from exporter_pipeline.exports.dagster_names import export_job_name, export_schedule_name
-from exporter_pipeline.exports.factory import export_partitions_def, export_tags
+from exporter_pipeline.defs.exports import export_partitions_def, export_tags
 from exporter_pipeline.exports.spec import ExportDefinition
+from exporter_pipeline.names import export_job_name, export_schedule_name
+from exporter_pipeline.windows import WEEKDAYS
 
-CRON_WEEKDAYS = {
-    "sunday": 0,
-    "monday": 1,
-    "tuesday": 2,
-    "wednesday": 3,
-    "thursday": 4,
-    "friday": 5,
-    "saturday": 6,
-}
+
+def cron_weekday(day: str) -> int:
+    """Cron counts Sunday as 0; WEEKDAYS starts on Monday."""
+    return (WEEKDAYS.index(day) + 1) % 7
 
 
 def cron_of(export: ExportDefinition) -> str:
@@ -32,7 +28,7 @@ def cron_of(export: ExportDefinition) -> str:
         return f"{minute} * * * *"
     if export.cadence == "daily":
         return f"{minute} {hour} * * *"
-    return f"{minute} {hour} * * {CRON_WEEKDAYS[export.schedule.day_of_week or 'monday']}"
+    return f"{minute} {hour} * * {cron_weekday(export.schedule.day_of_week or 'monday')}"
 
 
 def last_complete_window(export: ExportDefinition, moment: datetime) -> str | None:

@@ -7,11 +7,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from exporter_pipeline.defs.events import RAW_BACKFILL_POLICY, column_schema, content_version
+from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.derived.delivery_metrics import DELIVERY_METRICS_SCHEMA, delivery_metrics
 from exporter_pipeline.derived.view_segments import VIEW_SEGMENT_SCHEMA, view_segments
-from exporter_pipeline.events.assets import RAW_BACKFILL_POLICY, column_schema, content_version
-from exporter_pipeline.lake import LakeResource, hourly_key, write_hourly
-from exporter_pipeline.partitions import hour_of
+from exporter_pipeline.lake import hourly_key, write_hourly
+from exporter_pipeline.windows import hour_of
 
 Transform = Callable[[pl.LazyFrame], pl.LazyFrame]
 

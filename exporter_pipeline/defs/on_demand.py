@@ -6,18 +6,18 @@ file entry; the output must be one declared in the definitions file, so credenti
 stay in the environment and never appear in run config.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 from pydantic import Field, ValidationError
 
-from exporter_pipeline.destinations.outputs import resource_key
+from exporter_pipeline.defs.resources import LakeResource, OutputsResource
+from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.execution import export_window, throttled
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition, describe_errors
-from exporter_pipeline.lake import LakeResource
-from exporter_pipeline.run_limits import max_runtime_tags
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.windows import parse_utc
 
 
 class OnDemandExportConfig(dg.Config):
@@ -58,17 +58,12 @@ CONFIG_POINTERS = {
 }
 
 
-def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
-
-
 def request_to_definition(
     config: OnDemandExportConfig,
 ) -> tuple[ExportDefinition, datetime, datetime]:
     """The request as an export definition plus its exact window; DefinitionError if invalid."""
     try:
-        start, end = _utc(config.start_time), _utc(config.end_time)
+        start, end = parse_utc(config.start_time), parse_utc(config.end_time)
     except ValueError as error:
         raise DefinitionError(
             f"export task {config.name!r}: start_time/end_time: {error}"
@@ -112,10 +107,12 @@ def build_on_demand_job(
     @dg.op(
         name="export_task",
         tags={"kind": "export"},
-        required_resource_keys={"lake", *(resource_key(n) for n in definitions.outputs)},
     )
     def export_task(
-        context: dg.OpExecutionContext, config: OnDemandExportConfig
+        context: dg.OpExecutionContext,
+        config: OnDemandExportConfig,
+        lake: LakeResource,
+        outputs: OutputsResource,
     ) -> dg.Output[dict]:
         """Run one on-demand export task and publish its files and manifest."""
         export, start, end = request_to_definition(config)
@@ -125,8 +122,7 @@ def build_on_demand_job(
                 f"export task {config.name!r} (/output): unknown output "
                 f"{export.output.name!r} (outputs: {known})"
             )
-        destination = getattr(context.resources, resource_key(export.output.name)).destination()
-        lake: LakeResource = context.resources.lake
+        destination = outputs.destination(export.output.name)
 
         def progress(done: int, total: int, label: str) -> None:
             context.log.info(f"{done}/{total} files ({done / total:.0%}), {label}")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from exporter_pipeline.settings import Settings
-
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+from exporter_pipeline.windows import HOUR_KEY_FORMAT
 
 
 def hourly_partitions_def(settings: Settings | None = None) -> dg.HourlyPartitionsDefinition:
@@ -19,11 +16,3 @@ def hourly_partitions_def(settings: Settings | None = None) -> dg.HourlyPartitio
         timezone="UTC",
         fmt=HOUR_KEY_FORMAT,
     )
-
-
-def hour_of(partition_key: str) -> datetime:
-    return datetime.strptime(partition_key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
-
-
-def partition_key_of(hour: datetime) -> str:
-    return hour.astimezone(UTC).strftime(HOUR_KEY_FORMAT)

@@ -5,11 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.destinations.outputs import resource_key
-from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.destinations.outputs import named
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
-from exporter_pipeline.lake import LakeResource
 from exporter_pipeline.privacy.erasure import erase_user
 from exporter_pipeline.privacy.retention import RetentionPolicy, apply_retention, plan_retention
 from exporter_pipeline.privacy.user_export import export_user
@@ -52,24 +51,19 @@ def retention_policy() -> RetentionPolicy:
 def build_privacy_jobs(
     definitions: DefinitionsFile,
 ) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
-    output_keys = {resource_key(n) for n in definitions.outputs}
-
-    def destination(context: dg.OpExecutionContext, output: str) -> Destination:
-        if output not in definitions.outputs:
-            known = ", ".join(sorted(definitions.outputs)) or "none declared"
-            raise DefinitionError(f"unknown output {output!r} (outputs: {known})")
-        return getattr(context.resources, resource_key(output)).destination()  # type: ignore[no-any-return]
-
-    @dg.op(required_resource_keys={"lake", *output_keys})
+    @dg.op
     def export_user_data(
-        context: dg.OpExecutionContext, config: UserDataExportConfig
+        context: dg.OpExecutionContext,
+        config: UserDataExportConfig,
+        lake: LakeResource,
+        outputs: OutputsResource,
     ) -> dg.Output[dict]:
         """Write the user's profile, events and views, then a manifest."""
-        lake: LakeResource = context.resources.lake
+        named("tenant", config.tenant)  # it names a folder below
         path = config.path or f"user-data/{config.tenant}/{context.run_id}"
         result = export_user(
             lake.lake(),
-            destination(context, config.output),
+            outputs.destination(config.output),
             config.tenant,
             config.user_id,
             path,
@@ -92,14 +86,18 @@ def build_privacy_jobs(
     def user_data_export() -> None:
         export_user_data()
 
-    @dg.op(required_resource_keys={"lake", *output_keys})
-    def erase(context: dg.OpExecutionContext, config: ErasureConfig) -> dg.Output[dict]:
+    @dg.op
+    def erase(
+        context: dg.OpExecutionContext,
+        config: ErasureConfig,
+        lake: LakeResource,
+        outputs: OutputsResource,
+    ) -> dg.Output[dict]:
         """Remove the user everywhere we manage, tombstone them, and audit the erasure."""
-        lake: LakeResource = context.resources.lake
 
-        def outputs(export: ExportDefinition) -> tuple[Destination, bool]:
-            spec = definitions.outputs[export.output.name]
-            return destination(context, export.output.name), spec.managed
+        def output_of(export: ExportDefinition) -> tuple[Destination, bool]:
+            name = export.output.name
+            return outputs.destination(name), outputs.output(name).managed
 
         report = erase_user(
             lake.lake(),
@@ -107,7 +105,7 @@ def build_privacy_jobs(
             config.user_id,
             requested_by=context.run.tags.get("user", f"run {context.run_id}"),
             exports=definitions.exports,
-            outputs=outputs,
+            outputs=output_of,
             run_id=context.run_id,
             log=context.log.info,
         )
@@ -131,18 +129,20 @@ def build_privacy_jobs(
     def erase_user_job() -> None:
         erase()
 
-    @dg.op(required_resource_keys={"lake", *output_keys})
+    @dg.op
     def apply_retention_op(
-        context: dg.OpExecutionContext, config: RetentionConfig
+        context: dg.OpExecutionContext,
+        config: RetentionConfig,
+        lake: LakeResource,
+        outputs: OutputsResource,
     ) -> dg.Output[dict]:
         """Delete lake hours and managed export files past their retention."""
-        lake: LakeResource = context.resources.lake
         now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
         managed: dict[str, tuple[Destination, list[str]]] = {}
         for export in definitions.exports:
             if definitions.outputs[export.output.name].managed:
                 entry = managed.setdefault(
-                    export.output.name, (destination(context, export.output.name), [])
+                    export.output.name, (outputs.destination(export.output.name), [])
                 )
                 entry[1].append(export.output.path)
         plan = plan_retention(lake.lake(), managed, now, retention_policy())

@@ -1,0 +1,1 @@
+"""The Dagster shell: assets, jobs, schedules, sensors and resources over the pure core."""
