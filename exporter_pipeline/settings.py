@@ -33,6 +33,10 @@ DEFAULTS = {
     # Longest run of an export job and of a delivery run (Dagster's dagster/max_runtime).
     "EXPORTER_EXPORT_MAX_RUNTIME_S": "21600",
     "EXPORTER_DELIVERY_MAX_RUNTIME_S": "1800",
+    # Days kept by the retention job: raw lake hours, aggregates, managed export files.
+    "EXPORTER_RETENTION_RAW_DAYS": "90",
+    "EXPORTER_RETENTION_AGGREGATE_DAYS": "730",
+    "EXPORTER_RETENTION_EXPORT_DAYS": "7",
 }
 
 
@@ -57,6 +61,9 @@ class Settings:
     query_temp_mb: int = 10240
     export_max_runtime_s: int = 21600
     delivery_max_runtime_s: int = 1800
+    retention_raw_days: float = 90.0
+    retention_aggregate_days: float = 730.0
+    retention_export_days: float = 7.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -92,4 +99,7 @@ class Settings:
             query_temp_mb=int(get("EXPORTER_QUERY_TEMP_MB")),
             export_max_runtime_s=int(get("EXPORTER_EXPORT_MAX_RUNTIME_S")),
             delivery_max_runtime_s=int(get("EXPORTER_DELIVERY_MAX_RUNTIME_S")),
+            retention_raw_days=float(get("EXPORTER_RETENTION_RAW_DAYS")),
+            retention_aggregate_days=float(get("EXPORTER_RETENTION_AGGREGATE_DAYS")),
+            retention_export_days=float(get("EXPORTER_RETENTION_EXPORT_DAYS")),
         )

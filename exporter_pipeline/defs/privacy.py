@@ -1,6 +1,5 @@
 """Privacy jobs for the launchpad (user data export, erasure) and the daily retention job."""
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -12,6 +11,7 @@ from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.privacy.erasure import erase_user
 from exporter_pipeline.privacy.retention import RetentionPolicy, apply_retention, plan_retention
 from exporter_pipeline.privacy.user_export import export_user
+from exporter_pipeline.settings import Settings
 
 
 class UserDataExportConfig(dg.Config):
@@ -37,55 +37,52 @@ class RetentionConfig(dg.Config):
     now: str | None = None
 
 
-def retention_policy() -> RetentionPolicy:
-    def days(name: str, default: int) -> timedelta:
-        return timedelta(days=float(os.environ.get(name) or default))
-
+def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(
-        raw=days("EXPORTER_RETENTION_RAW_DAYS", 90),
-        aggregates=days("EXPORTER_RETENTION_AGGREGATE_DAYS", 730),
-        export_files=days("EXPORTER_RETENTION_EXPORT_DAYS", 7),
+        raw=timedelta(days=settings.retention_raw_days),
+        aggregates=timedelta(days=settings.retention_aggregate_days),
+        export_files=timedelta(days=settings.retention_export_days),
     )
 
 
-def build_privacy_jobs(
-    definitions: DefinitionsFile,
-) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
-    @dg.op
-    def export_user_data(
-        context: dg.OpExecutionContext,
-        config: UserDataExportConfig,
-        lake: LakeResource,
-        outputs: OutputsResource,
-    ) -> dg.Output[dict]:
-        """Write the user's profile, events and views, then a manifest."""
-        named("tenant", config.tenant)  # it names a folder below
-        path = config.path or f"user-data/{config.tenant}/{context.run_id}"
-        result = export_user(
-            lake.lake(),
-            outputs.destination(config.output),
-            config.tenant,
-            config.user_id,
-            path,
-            context.run_id,
-        )
-        return dg.Output(
-            {"manifest": result.manifest_key},
-            metadata={
-                "events": result.events,
-                "files": len(result.files),
-                "manifest": result.manifest_key,
-            },
-        )
-
-    @dg.job(
-        name="user_data_export",
-        tags={"privacy": "export"},
-        description="GDPR/CCPA: export everything held about one user.",
+@dg.op
+def export_user_data(
+    context: dg.OpExecutionContext,
+    config: UserDataExportConfig,
+    lake: LakeResource,
+    outputs: OutputsResource,
+) -> dg.Output[dict]:
+    """Write the user's profile, events and views, then a manifest."""
+    named("tenant", config.tenant)  # it names a folder below
+    path = config.path or f"user-data/{config.tenant}/{context.run_id}"
+    result = export_user(
+        lake.lake(),
+        outputs.destination(config.output),
+        config.tenant,
+        config.user_id,
+        path,
+        context.run_id,
     )
-    def user_data_export() -> None:
-        export_user_data()
+    return dg.Output(
+        {"manifest": result.manifest_key},
+        metadata={
+            "events": result.events,
+            "files": len(result.files),
+            "manifest": result.manifest_key,
+        },
+    )
 
+
+@dg.job(
+    name="user_data_export",
+    tags={"privacy": "export"},
+    description="GDPR/CCPA: export everything held about one user.",
+)
+def user_data_export() -> None:
+    export_user_data()
+
+
+def build_erase_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
     @dg.op
     def erase(
         context: dg.OpExecutionContext,
@@ -104,7 +101,7 @@ def build_privacy_jobs(
             config.tenant,
             config.user_id,
             requested_by=context.run.tags.get("user", f"run {context.run_id}"),
-            exports=definitions.exports,
+            exports=exports,
             outputs=output_of,
             run_id=context.run_id,
             log=context.log.info,
@@ -129,6 +126,10 @@ def build_privacy_jobs(
     def erase_user_job() -> None:
         erase()
 
+    return erase_user_job
+
+
+def build_retention_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
     @dg.op
     def apply_retention_op(
         context: dg.OpExecutionContext,
@@ -139,20 +140,19 @@ def build_privacy_jobs(
         """Delete lake hours and managed export files past their retention."""
         now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
         managed: dict[str, tuple[Destination, list[str]]] = {}
-        for export in definitions.exports:
-            if definitions.outputs[export.output.name].managed:
+        for export in exports:
+            if outputs.output(export.output.name).managed:
                 entry = managed.setdefault(
                     export.output.name, (outputs.destination(export.output.name), [])
                 )
                 entry[1].append(export.output.path)
-        plan = plan_retention(lake.lake(), managed, now, retention_policy())
+        plan = plan_retention(lake.lake(), managed, now, retention_policy(Settings.from_env()))
+        verb = "would remove" if config.dry_run else "removing"
         for key in plan.lake_keys:
-            context.log.info(f"{'would remove' if config.dry_run else 'removing'} lake {key}")
+            context.log.info(f"{verb} lake {key}")
         for output, keys in plan.export_keys.items():
             for key in keys:
-                context.log.info(
-                    f"{'would remove' if config.dry_run else 'removing'} {output}:{key}"
-                )
+                context.log.info(f"{verb} {output}:{key}")
         if not config.dry_run:
             apply_retention(plan, lake.lake(), managed)
         return dg.Output(
@@ -172,6 +172,13 @@ def build_privacy_jobs(
     def retention_job() -> None:
         apply_retention_op()
 
+    return retention_job
+
+
+def build_privacy_jobs(
+    definitions: DefinitionsFile,
+) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
+    retention_job = build_retention_job(definitions.exports)
     retention_schedule = dg.ScheduleDefinition(
         name="retention_schedule",
         job=retention_job,
@@ -180,4 +187,5 @@ def build_privacy_jobs(
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Daily retention at 03:30 UTC.",
     )
-    return [user_data_export, erase_user_job, retention_job], [retention_schedule]
+    jobs = [user_data_export, build_erase_job(definitions.exports), retention_job]
+    return jobs, [retention_schedule]

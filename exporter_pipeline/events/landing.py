@@ -30,7 +30,6 @@ TABULAR_CHUNK_ROWS: Final = 65_536
 # A run of lines polars refuses is halved down to this many, then decoded one by one.
 _ONE_BY_ONE_LINES: Final = 16
 
-STAGED_META: Final = ("_source", "_record", "_raw", "_decode_reason")
 STAGED_SCHEMA: Final = pl.Schema(
     {
         **{name: pl.String() for name in EVENT_COLUMNS},

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Final
 
 import polars as pl
-import pyarrow as pa
 
 EVENT_TIME_DTYPE: Final = pl.Datetime("us", "UTC")
 
@@ -45,8 +44,6 @@ EVENT_SCHEMA: Final = pl.Schema(
 )
 
 EVENT_COLUMNS: Final = tuple(EVENT_SCHEMA.names())
-REQUIRED_COLUMNS: Final = ("event_id", "tenant", "event_time")
-STRING_COLUMNS: Final = tuple(n for n, t in EVENT_SCHEMA.items() if t == pl.String)
 # Byte and millisecond counters are deltas since the session's previous event: never negative.
 COUNTER_COLUMNS: Final = ("http_bytes", "p2p_bytes", "played_ms", "rebuffered_ms")
 INTEGER_COLUMNS: Final = (*COUNTER_COLUMNS, "bitrate_kbps")
@@ -70,17 +67,11 @@ EVENT_CATEGORIES: Final[dict[str, str]] = {
     "heartbeat": "heartbeat",
 }
 EVENT_TYPES: Final = tuple(EVENT_CATEGORIES)
-CATEGORIES: Final = ("events", "quality", "ads", "heartbeat")
 
 
 def event_types_of(category: str) -> list[str]:
     """Event types of one category, in table order."""
     return [t for t, c in EVENT_CATEGORIES.items() if c == category]
-
-
-def arrow_event_schema() -> pa.Schema:
-    """The same table as an Arrow schema, for writers that take Arrow batches."""
-    return pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
 
 
 # Quarantined records keep every field as the text that arrived, plus why and where from.

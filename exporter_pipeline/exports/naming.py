@@ -40,10 +40,6 @@ def error_key(path: str, start: datetime, end: datetime) -> str:
     return manifest_key(path, start, end).removesuffix(".json") + ERROR_SUFFIX
 
 
-def is_manifest_key(key: str) -> bool:
-    return f"{MANIFEST_FOLDER}/" in key and key.endswith(".json") and not key.endswith(ERROR_SUFFIX)
-
-
 def data_key_time(path: str, key: str) -> datetime | None:
     """The time a data file of `path` is named by, or None for anything else."""
     prefix = _join(path, "")
