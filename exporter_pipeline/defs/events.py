@@ -3,6 +3,7 @@
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -127,41 +128,49 @@ def build_raw_events_asset(partitions_def: dg.HourlyPartitionsDefinition) -> dg.
             for name, value in hour_facts.items():
                 facts[name] += value
 
-        reasons: dict[str, int] = {}
-        for report in reports:
-            for reason, count in report.reasons.items():
-                reasons[reason] = reasons.get(reason, 0) + count
         yield dg.MaterializeResult(
             data_version=content_version([r.sha256 for r in reports]),
-            metadata={
-                "rows_in": sum(r.rows_in for r in reports),
-                "rows_written": sum(r.rows_written for r in reports),
-                "duplicates": sum(r.duplicates for r in reports),
-                "quarantined": sum(r.quarantined for r in reports),
-                "bytes_written": sum(r.bytes_written for r in reports),
-                "landing_files": sum(len(r.landing_files) for r in reports),
-                "hours": len(reports),
-                "quarantine_reasons": dg.MetadataValue.json(reasons),
-                "rows_by_tenant": dg.MetadataValue.json(_merge_tenants(reports)),
-                "per_hour": _summary_table(reports),
-                "lake_uri": dg.MetadataValue.path(store.uri("raw_events")),
-            },
+            metadata=_run_metadata(reports, store.uri("raw_events")),
         )
-        duplicates_left = facts["rows"] - facts["unique_ids"]
-        yield dg.AssetCheckResult(
-            check_name="unique_event_id",
-            passed=duplicates_left == 0,
-            metadata={"repeated_event_ids": duplicates_left},
-        )
-        yield dg.AssetCheckResult(
-            check_name="event_time_inside_hour",
-            passed=facts["outside"] == 0,
-            metadata={"rows_outside": facts["outside"]},
-        )
-        yield dg.AssetCheckResult(
-            check_name="tenant_not_null",
-            passed=facts["null_tenants"] == 0,
-            metadata={"rows_without_tenant": facts["null_tenants"]},
-        )
+        yield from _checks(facts)
 
     return raw_events
+
+
+def _run_metadata(reports: list[IngestReport], lake_uri: str) -> dict[str, Any]:
+    reasons: dict[str, int] = {}
+    for report in reports:
+        for reason, count in report.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    return {
+        "rows_in": sum(r.rows_in for r in reports),
+        "rows_written": sum(r.rows_written for r in reports),
+        "duplicates": sum(r.duplicates for r in reports),
+        "quarantined": sum(r.quarantined for r in reports),
+        "bytes_written": sum(r.bytes_written for r in reports),
+        "landing_files": sum(len(r.landing_files) for r in reports),
+        "hours": len(reports),
+        "quarantine_reasons": dg.MetadataValue.json(reasons),
+        "rows_by_tenant": dg.MetadataValue.json(_merge_tenants(reports)),
+        "per_hour": _summary_table(reports),
+        "lake_uri": dg.MetadataValue.path(lake_uri),
+    }
+
+
+def _checks(facts: dict[str, int]) -> Iterator[dg.AssetCheckResult]:
+    duplicates_left = facts["rows"] - facts["unique_ids"]
+    yield dg.AssetCheckResult(
+        check_name="unique_event_id",
+        passed=duplicates_left == 0,
+        metadata={"repeated_event_ids": duplicates_left},
+    )
+    yield dg.AssetCheckResult(
+        check_name="event_time_inside_hour",
+        passed=facts["outside"] == 0,
+        metadata={"rows_outside": facts["outside"]},
+    )
+    yield dg.AssetCheckResult(
+        check_name="tenant_not_null",
+        passed=facts["null_tenants"] == 0,
+        metadata={"rows_without_tenant": facts["null_tenants"]},
+    )

@@ -282,9 +282,6 @@ def ingest_hour(
     """
     report = IngestReport(hour=hour)
     prefix = hour_prefix(hour)
-    erased_users = _ErasedUsers(lake)
-    valid_count = 0
-    id_hashes: list[pl.Series] = []  # 8 bytes a valid row: what finds repeats in bounded memory
 
     def chunks() -> Iterator[Callable[[], pl.DataFrame]]:
         for info in landing.list(prefix):
@@ -298,36 +295,10 @@ def ingest_hour(
 
     with tempfile.TemporaryDirectory(prefix="exporter-ingest-") as tmp:
         work = Path(tmp)
-        valid_file = work / "valid.parquet"
-        quarantine_file = work / "quarantine.parquet"
-        # Working rows are read back once, right away: fast LZ4 beats small files here.
-        # (Parquet, not Arrow IPC: a scan of IPC maps the whole file into memory.)
-        with (
-            pq.ParquetWriter(valid_file, _EVENT_ARROW, compression="lz4") as valid_writer,
-            pq.ParquetWriter(quarantine_file, _QUARANTINE_ARROW, compression="zstd") as rejects,
-        ):
-            classify = partial(_classify_chunk, hour=hour, erased_users=erased_users)
-            for chunk in _in_order(classify, chunks(), INGEST_THREADS):
-                report.rows_in += chunk.rows_in
-                report.erased += chunk.erased
-                valid_count += chunk.valid.height
-                valid_writer.write_table(chunk.valid.to_arrow())
-                id_hashes.append(chunk.valid["event_id"].hash())
-                if chunk.quarantined.height:
-                    rejects.write_table(chunk.quarantined.to_arrow(), row_group_size=ROW_GROUP_ROWS)
-                    for reason, count in chunk.quarantined["reason"].value_counts().iter_rows():
-                        report.reasons[reason] = report.reasons.get(reason, 0) + count
-
+        classify = partial(_classify_chunk, hour=hour, erased_users=_ErasedUsers(lake))
+        valid_count, id_hashes = _stage(chunks(), classify, work, report)
         events_file = work / "events.parquet"
-        repeats = _repeated_rows(valid_file, id_hashes)
-        events = scan_by_row_group(valid_file)
-        if len(repeats):
-            events = (
-                events.with_row_index("_row")
-                .filter(~pl.col("_row").is_in(repeats.implode()))
-                .drop("_row")
-            )
-        events.sink_parquet(events_file, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+        _write_without_repeats(work / "valid.parquet", id_hashes, events_file)
         report.reasons = dict(sorted(report.reasons.items()))
         report.quarantined = sum(report.reasons.values())
         by_tenant = pl.scan_parquet(events_file).group_by("tenant").len().sort("tenant").collect()
@@ -343,7 +314,50 @@ def ingest_hour(
         report.bytes_written = events_file.stat().st_size
         report.sha256 = sha256_of(events_file)
         if report.quarantined:
-            lake.put_file(quarantine_file, hourly_key("raw_events_quarantine", hour))
+            lake.put_file(work / "quarantine.parquet", hourly_key("raw_events_quarantine", hour))
         else:
             lake.delete(hourly_key("raw_events_quarantine", hour))
     return report
+
+
+def _stage(
+    chunks: Iterator[Callable[[], pl.DataFrame]],
+    classify: Callable[[Callable[[], pl.DataFrame]], _ClassifiedChunk],
+    work: Path,
+    report: IngestReport,
+) -> tuple[int, list[pl.Series]]:
+    """Classify every chunk into `work`/valid.parquet and quarantine.parquet, in record
+    order. Returns the valid rows' count and their event_id hashes (8 bytes a row: what
+    finds repeats in bounded memory)."""
+    valid_count = 0
+    id_hashes: list[pl.Series] = []
+    # Working rows are read back once, right away: fast LZ4 beats small files here.
+    # (Parquet, not Arrow IPC: a scan of IPC maps the whole file into memory.)
+    with (
+        pq.ParquetWriter(work / "valid.parquet", _EVENT_ARROW, compression="lz4") as valid,
+        pq.ParquetWriter(work / "quarantine.parquet", _QUARANTINE_ARROW, compression="zstd") as bad,
+    ):
+        for chunk in _in_order(classify, chunks, INGEST_THREADS):
+            report.rows_in += chunk.rows_in
+            report.erased += chunk.erased
+            valid_count += chunk.valid.height
+            valid.write_table(chunk.valid.to_arrow())
+            id_hashes.append(chunk.valid["event_id"].hash())
+            if chunk.quarantined.height:
+                bad.write_table(chunk.quarantined.to_arrow(), row_group_size=ROW_GROUP_ROWS)
+                for reason, count in chunk.quarantined["reason"].value_counts().iter_rows():
+                    report.reasons[reason] = report.reasons.get(reason, 0) + count
+    return valid_count, id_hashes
+
+
+def _write_without_repeats(valid_file: Path, id_hashes: list[pl.Series], target: Path) -> None:
+    """The valid rows, each event_id's first occurrence only, streamed to `target`."""
+    repeats = _repeated_rows(valid_file, id_hashes)
+    events = scan_by_row_group(valid_file)
+    if len(repeats):
+        events = (
+            events.with_row_index("_row")
+            .filter(~pl.col("_row").is_in(repeats.implode()))
+            .drop("_row")
+        )
+    events.sink_parquet(target, row_group_size=ROW_GROUP_ROWS, compression="zstd")
