@@ -11,11 +11,12 @@ import polars as pl
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs.resources import LakeResource
+from exporter_pipeline.destinations import Destination
 from exporter_pipeline.events.simulate import simulate
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
-from exporter_pipeline.windows import partition_key_of
+from exporter_pipeline.windows import hours_of, partition_key_of
 
 DEMO_TENANTS = ["acme", "globex"]
 
@@ -23,13 +24,30 @@ DEMO_TENANTS = ["acme", "globex"]
 def run_demo(day: datetime, events_per_hour: int) -> int:
     settings = Settings.from_env()
     start, end = day, day + timedelta(days=1)
+    _simulate_day(settings, start, end, events_per_hour)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    instance = instance or dg.DagsterInstance.ephemeral()
+    run_id = _ingest_day(defs, instance, start, end)
+    if run_id is None:
+        print("the demo run failed; see the log above")
+        return 1
+    _print_hours(LakeResource.from_settings(settings).lake(), start, end, run_id)
+    exported = _run_exports(defs, instance, start)
+    if exported is None:
+        return 1
+    print("\nOpen the UI:  DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dagster dev -w workspace.yaml")
+    return 0
+
+
+def _simulate_day(settings: Settings, start: datetime, end: datetime, per_hour: int) -> None:
     landing = Path(settings.landing_url.removeprefix("file://"))
     summary = simulate(
         landing,
         DEMO_TENANTS,
         start,
         end,
-        events_per_hour,
+        per_hour,
         seed=7,
         fmt="mixed",
         malformed_rate=0.002,
@@ -40,34 +58,33 @@ def run_demo(day: datetime, events_per_hour: int) -> int:
         f"({summary.malformed} malformed, {summary.duplicates} duplicates) under {landing}"
     )
 
-    defs = build_definitions(settings)
+
+def _ingest_day(
+    defs: dg.Definitions, instance: dg.DagsterInstance, start: datetime, end: datetime
+) -> str | None:
+    """One run over the day's hours of the raw and derived assets; its id, None if failed."""
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection={
             dg.AssetKey(k) for k in ("raw_events", "view_segments", "delivery_metrics")
         }
     )
-    last_hour = end - timedelta(hours=1)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    instance = instance or dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": partition_key_of(start),
-            "dagster/asset_partition_range_end": partition_key_of(last_hour),
+            "dagster/asset_partition_range_end": partition_key_of(end - timedelta(hours=1)),
         },
     )
-    if not result.success:
-        print("the demo run failed; see the log above")
-        return 1
+    return result.run_id if result.success else None
 
-    lake = LakeResource.from_settings(settings).lake()
-    print(f"\nraw hours written to {lake.uri('raw_events')} (run {result.run_id}):")
+
+def _print_hours(lake: Destination, start: datetime, end: datetime, run_id: str) -> None:
+    print(f"\nraw hours written to {lake.uri('raw_events')} (run {run_id}):")
     print(
         f"{'hour (UTC)':<17} {'rows':>7} {'acme':>7} {'globex':>7} {'segments':>9} {'metrics':>8}"
     )
     total = 0
-    hour = start
-    while hour < end:
+    for hour in hours_of(start, end):
         with lake.local_copy(hourly_key("raw_events", hour)) as path:
             raw = pl.scan_parquet(path).group_by("tenant").len().collect()
         by_tenant = dict(zip(raw["tenant"], raw["len"], strict=True))
@@ -82,14 +99,7 @@ def run_demo(day: datetime, events_per_hour: int) -> int:
             f"{by_tenant.get('globex', 0):>7} {derived['view_segments']:>9} "
             f"{derived['delivery_metrics']:>8}"
         )
-        hour += timedelta(hours=1)
     print(f"{'total':<17} {total:>7}")
-
-    exported = _run_exports(defs, instance, start)
-    if exported is None:
-        return 1
-    print("\nOpen the UI:  DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dagster dev -w workspace.yaml")
-    return 0
 
 
 def _run_exports(

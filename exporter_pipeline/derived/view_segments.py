@@ -61,33 +61,7 @@ VIEW_SEGMENT_SCHEMA: Final = pl.Schema(
 def view_segments(events: pl.LazyFrame) -> pl.LazyFrame:
     """The view segments of a set of events (typically one hour), per the rules above."""
     keys = list(VIEW_KEYS)
-    ordered = (
-        events.filter(
-            pl.col("event_type").is_in((*PLAYBACK_TYPES, *ENDING_TYPES))
-            & pl.col("session_id").is_not_null()
-            & pl.col("content_id").is_not_null()
-        )
-        .sort([*keys, "event_time", "event_id"])
-        .with_columns(
-            is_end=pl.col("event_type").is_in(ENDING_TYPES),
-            previous=pl.col("event_type").shift(1).over(keys),
-        )
-        .with_columns(
-            is_start=(pl.col("event_type") == "playStart")
-            | (
-                ~pl.col("is_end")
-                & (pl.col("previous").is_null() | pl.col("previous").is_in(ENDING_TYPES))
-            )
-        )
-        .with_columns(segment=pl.col("is_start").cum_sum().over(keys))
-        # Ends already seen in this segment before this row: >0 means the row is after the end.
-        .with_columns(
-            ends_before=(pl.col("is_end").cast(pl.UInt32).cum_sum() - pl.col("is_end")).over(
-                [*keys, "segment"]
-            )
-        )
-        .filter((pl.col("segment") > 0) & (pl.col("ends_before") == 0))
-    )
+    ordered = _segment_rows(events)
     first = pl.col
     segments = ordered.group_by([*keys, "segment"]).agg(
         started_at=first("event_time").first(),
@@ -138,3 +112,35 @@ def view_id_for(source: str) -> str:
 
 def _uuid_from(text: pl.Expr) -> pl.Expr:
     return text.map_elements(view_id_for, return_dtype=pl.String)
+
+
+def _segment_rows(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Playback events numbered by segment within their view key, ends and later rows cut."""
+    keys = list(VIEW_KEYS)
+    return (
+        events.filter(
+            pl.col("event_type").is_in((*PLAYBACK_TYPES, *ENDING_TYPES))
+            & pl.col("session_id").is_not_null()
+            & pl.col("content_id").is_not_null()
+        )
+        .sort([*keys, "event_time", "event_id"])
+        .with_columns(
+            is_end=pl.col("event_type").is_in(ENDING_TYPES),
+            previous=pl.col("event_type").shift(1).over(keys),
+        )
+        .with_columns(
+            is_start=(pl.col("event_type") == "playStart")
+            | (
+                ~pl.col("is_end")
+                & (pl.col("previous").is_null() | pl.col("previous").is_in(ENDING_TYPES))
+            )
+        )
+        .with_columns(segment=pl.col("is_start").cum_sum().over(keys))
+        # Ends already seen in this segment before this row: >0 means the row is after the end.
+        .with_columns(
+            ends_before=(pl.col("is_end").cast(pl.UInt32).cum_sum() - pl.col("is_end")).over(
+                [*keys, "segment"]
+            )
+        )
+        .filter((pl.col("segment") > 0) & (pl.col("ends_before") == 0))
+    )

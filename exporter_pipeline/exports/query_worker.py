@@ -14,9 +14,12 @@ import os
 import resource
 import signal
 import sys
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
+
+if TYPE_CHECKING:
+    import duckdb
 
 _PR_SET_PDEATHSIG: Final = 1
 # Rows per Arrow batch fetched from DuckDB: the result is never held whole.
@@ -86,16 +89,11 @@ def _plain(batch: Any) -> Any:
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
+def _sealed_connection(request: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding the request's tables, then closed to the outside:
+    no file, network or extension access, and its settings locked."""
     import duckdb
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from exporter_pipeline.exports.query import SINGLE_SELECT, check_query
-
-    problem = check_query(request["sql"])
-    if problem:
-        return {"rejected": problem}
     con = duckdb.connect(
         config={
             "threads": 1,  # one core per query: the other tenants' runs keep theirs
@@ -112,6 +110,20 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         con.execute(f'CREATE TABLE "{table}" AS FROM read_parquet({_sql_string(path)})')
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+    return con
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from exporter_pipeline.exports.query import SINGLE_SELECT, check_query
+
+    problem = check_query(request["sql"])
+    if problem:
+        return {"rejected": problem}
+    con = _sealed_connection(request)
     # The engine's own word on the statement's kind, beside the syntax-tree check.
     try:
         statements = con.extract_statements(request["sql"])

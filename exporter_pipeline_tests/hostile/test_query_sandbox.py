@@ -26,7 +26,6 @@ import polars as pl
 import psutil
 import pytest
 import yaml
-from dagster._serdes import serialize_value
 
 from exporter_pipeline.defs.delivery import failed_payload
 from exporter_pipeline.derived.delivery_metrics import delivery_metrics
@@ -431,11 +430,11 @@ def test_a_dagster_run_of_a_hostile_query_records_no_marker(marked: Marked, tmp_
         instance=instance, partition_key="2026-10-01-00:00", raise_on_error=False
     )
     assert not result.success
-    logs = "\n".join(serialize_value(e) for e in instance.all_logs(result.run_id))
+    logs = "\n".join(dg.serialize_value(e) for e in instance.all_logs(result.run_id))
     assert "the query failed: Conversion Error" in logs
     run = instance.get_run_by_id(result.run_id)
     assert run is not None
-    recorded = logs + serialize_value(run.run_config) + serialize_value(run.tags)
+    recorded = logs + dg.serialize_value(run.run_config) + dg.serialize_value(run.tags)
     assert marked.marker not in recorded
     assert marked.marker not in outputs_text(out)
 
