@@ -42,6 +42,7 @@ class Deployment:
         receiver: Receiver,
         mailbox: Mailbox | None,
         env: dict[str, str],
+        settings: dict[str, str] | None = None,
         **export: Any,
     ) -> None:
         document = {
@@ -71,7 +72,7 @@ class Deployment:
         (root / "exports.yaml").write_text(yaml.safe_dump(document))
         self.env = {"T_HOOK_SECRET": SECRET, **env}
         os.environ.update(self.env)
-        settings = {
+        settings = (settings or {}) | {
             "EXPORTER_LAKE_URL": str(lake.root),
             "EXPORTER_EXPORTS_FILE": str(root / "exports.yaml"),
             "EXPORTER_PARTITIONS_START": "2026-09-01",

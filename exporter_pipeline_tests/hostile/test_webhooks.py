@@ -6,8 +6,9 @@ addresses refused at definition time (the exact `validate` message) and at send 
 same URLs accepted when `EXPORTER_WEBHOOK_ALLOW_PRIVATE=true`, credentials in the URL,
 a `?token=` that appears in no exception, log line, event or metadata of a real
 in-process Dagster delivery run, answers that trickle one byte at a time (bounded per
-attempt and per delivery), 200 MB answers (read at most 64 KiB, RSS stays flat), and
-Standard Webhooks signatures checked with the `standardwebhooks` library.
+attempt, and per delivery across the run's Dagster retries), 200 MB answers (read at most
+64 KiB, RSS stays flat), every answer classified as retryable or permanent by a single
+`post`, and Standard Webhooks signatures checked with the `standardwebhooks` library.
 
 Real servers: raw TCP servers on 127.0.0.1 written here (one per test), so every answer,
 however malformed or slow, is exactly what the test says. Nothing is ever sent to any
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import re
 import socket
 import ssl
 import threading
@@ -37,12 +39,13 @@ import psutil
 import pytest
 from standardwebhooks import Webhook
 
+from exporter_pipeline.defs.webhooks import WebhooksResource
 from exporter_pipeline.delivery.addresses import redact_url, webhook_url_problem
 from exporter_pipeline.delivery.webhook import (
-    WebhookError,
     WebhookPolicy,
     WebhookRefused,
     WebhookRejected,
+    WebhookRetryable,
     post,
 )
 from exporter_pipeline.errors import DefinitionError
@@ -188,7 +191,7 @@ def dns(table: dict[str, list[str]]) -> Callable[[str, int], Sequence[str]]:
 
 
 def policy(**overrides: Any) -> WebhookPolicy:
-    defaults: dict[str, Any] = dict(attempts=3, base_seconds=0.01, allow_private=True)
+    defaults: dict[str, Any] = dict(allow_private=True)
     return WebhookPolicy(**(defaults | overrides))
 
 
@@ -202,17 +205,14 @@ def test_redirect_is_a_failed_attempt_not_followed_not_retried(
     admin = servers(reply(200))
     location = {"location": f"http://127.0.0.1:{admin.port}/internal-admin"}
     receiver = servers(reply(status, location))
-    logged: list[str] = []
     url = receiver.url("/hooks?token=SECRET123")
     with pytest.raises(WebhookRejected) as raised:
-        post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(attempts=5), log=logged.append)
+        post(url, PAYLOAD, SECRET, MESSAGE_ID, policy())
     assert str(raised.value) == (
         f"webhook http://127.0.0.1:{receiver.port}/hooks?… answered {status}; "
         "redirects are not followed"
     )
-    assert raised.value.outcome is not None
-    assert (raised.value.outcome.attempts, raised.value.outcome.answers) == (1, [str(status)])
-    assert logged == [f"webhook attempt 1: {status}, redirects are not followed"]
+    assert raised.value.answer == str(status)
     assert [r.method for r in receiver.requests] == ["POST"]
     assert admin.connections == 0 and admin.requests == []
 
@@ -293,7 +293,7 @@ def test_non_public_literal_refused_at_send_time_without_traffic(
     with pytest.raises(WebhookRefused) as raised:
         post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(allow_private=False), resolve=no_dns)
     assert str(raised.value) == f"webhook {url} not sent: {message}"
-    assert raised.value.outcome is not None and raised.value.outcome.answers == ["refused"]
+    assert raised.value.answer == "refused"
 
 
 @pytest.mark.parametrize(("url", "message"), REFUSED_LITERALS)
@@ -332,23 +332,20 @@ def test_name_resolving_to_non_public_address_refused_before_connecting(
     url = "https://hooks.example/exports?token=SECRET123"
     monkeypatch.setenv("EXPORTER_WEBHOOK_ALLOW_PRIVATE", "false")
     assert validate(url) is None  # a name passes the definition; its addresses may change
-    logged: list[str] = []
     with pytest.raises(WebhookRefused) as raised:
         post(
             url,
             PAYLOAD,
             SECRET,
             MESSAGE_ID,
-            policy(allow_private=False, attempts=4),
-            log=logged.append,
+            policy(allow_private=False),
             resolve=dns({"hooks.example": answer}),
         )
     assert (
         str(raised.value) == f"webhook https://hooks.example/exports?… not sent: {message}; {HINT}"
     )
-    assert raised.value.outcome is not None
-    assert (raised.value.outcome.attempts, raised.value.outcome.answers) == (1, ["refused"])
-    assert logged == [f"webhook attempt 1: not sent, {message}; {HINT}"]
+    # Refused is permanent: a WebhookRejected, which the delivery op never retries.
+    assert isinstance(raised.value, WebhookRejected) and raised.value.answer == "refused"
 
 
 def test_vetted_address_is_the_one_connected_and_host_header_keeps_the_name(
@@ -363,7 +360,7 @@ def test_vetted_address_is_the_one_connected_and_host_header_keeps_the_name(
         return ["127.0.0.1"]
 
     outcome = post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(), resolve=resolve)
-    assert (outcome.status, outcome.attempts) == (204, 1)
+    assert outcome.status == 204
     assert resolved == [f"hooks.example:{receiver.port}"]
     [request] = receiver.requests
     assert request.target == "/exports?token=SECRET123"
@@ -430,18 +427,18 @@ def test_https_to_the_vetted_address_verifies_the_certificate_against_the_name(
     resolve = dns({"hooks.example": ["127.0.0.1"]})
     if delivered:
         outcome = post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(), resolve=resolve)
-        assert (outcome.status, outcome.attempts) == (200, 1)
+        assert outcome.status == 200
         assert [r.headers["host"] for r in receiver.requests] == [f"hooks.example:{receiver.port}"]
     else:
-        with pytest.raises(WebhookError) as raised:
-            post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(attempts=2), resolve=resolve)
+        with pytest.raises(WebhookRetryable) as raised:
+            post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(), resolve=resolve)
         assert str(raised.value) == (
-            f"webhook https://hooks.example:{receiver.port}/exports?… not delivered after "
-            "2 attempts (answers: ConnectError, ConnectError)"
+            f"webhook https://hooks.example:{receiver.port}/exports?… could not be reached "
+            "(ConnectError)"
         )
         assert receiver.requests == []
-    # Both handshakes named the host, not the address the connection went to.
-    assert sni == ["hooks.example"] * (1 if delivered else 2)
+    # The handshake named the host, not the address the connection went to.
+    assert sni == ["hooks.example"]
 
 
 # --- credentials and secrets ---------------------------------------------------------
@@ -464,7 +461,7 @@ def test_credentials_in_url_refused_at_definition_and_send_time(
         post(url, PAYLOAD, SECRET, MESSAGE_ID, policy(), resolve=no_dns)
     assert str(raised.value) == f"webhook {redact_url(url)} not sent: the URL {CREDENTIALS}"
     assert "hunter2" not in str(raised.value) and "@" not in str(raised.value)
-    assert raised.value.outcome is None  # nothing was attempted
+    assert raised.value.answer is None  # nothing was attempted
 
 
 @pytest.mark.parametrize(
@@ -505,8 +502,8 @@ def test_query_token_appears_in_no_error_log_event_or_metadata_of_a_real_run(
     # The token did go to the receiver, on both attempts: 500 is retried, 400 is not.
     assert [r.target for r in receiver.requests] == [f"/hooks/exports?token={marker}"] * 2
     error = result.get_step_failure_events()[0].step_failure_data.error
-    assert error is not None and error.cause is not None
-    assert error.cause.message.strip().endswith(
+    assert error is not None
+    assert error.message.strip().endswith(
         f"webhook http://127.0.0.1:{receiver.port}/hooks/exports?… "
         "refused the delivery with 400; not retried"
     )
@@ -514,8 +511,10 @@ def test_query_token_appears_in_no_error_log_event_or_metadata_of_a_real_run(
     messages = [r.user_message for r in records]
     assert any(m.startswith("webhook attempt 1: 500, retrying in") for m in messages)
     assert "webhook attempt 2: 400, not retried" in messages
-    resource = deployment.defs.resources["webhook_acme_hourly"]
-    assert resource.shown_url == f"http://127.0.0.1:{receiver.port}/hooks/exports?…"
+    # The one webhooks resource holds limits only: no URL, no secret.
+    resource = deployment.defs.resources["webhooks"]
+    assert isinstance(resource, WebhooksResource)
+    assert marker not in repr(resource) and SECRET not in repr(resource)
     run = deployment.instance.get_run_by_id(result.run_id)
     captured = capfd.readouterr()
     everything = "\n".join(
@@ -582,45 +581,50 @@ def head_then_trickle(status: int, body: bytes) -> Answer:
 SLOW_HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
 
-@pytest.mark.parametrize(
-    ("attempts", "total", "expected"),
-    [
-        # Each attempt ends at its own limit and counts as a timeout; all are used.
-        (2, 30.0, "not delivered after 2 attempts (answers: timeout, timeout)"),
-        # The delivery limit cuts the retries short: the second attempt gets what is left.
-        (
-            6,
-            2.0,
-            "not delivered within the delivery limit of 2s after 2 attempts "
-            "(answers: timeout, timeout)",
-        ),
-    ],
-)
-def test_trickled_status_line_times_out_per_attempt_and_per_delivery(
-    attempts: int,
-    total: float,
-    expected: str,
+def test_trickled_status_line_times_out_within_the_attempt_limit(
     servers: Callable[..., LoopbackServer],
 ) -> None:
     receiver = servers(trickle(SLOW_HEAD))
-    logged: list[str] = []
     started = time.monotonic()
-    with pytest.raises(WebhookError) as raised:
-        post(
-            receiver.url(),
-            PAYLOAD,
-            SECRET,
-            MESSAGE_ID,
-            policy(attempts=attempts, timeout_seconds=1.0, total_seconds=total),
-            log=logged.append,
-        )
+    with pytest.raises(WebhookRetryable) as raised:
+        post(receiver.url(), PAYLOAD, SECRET, MESSAGE_ID, policy(timeout_seconds=1.0))
     elapsed = time.monotonic() - started
-    assert type(raised.value) is WebhookError  # retryable kind, not a rejection
-    assert str(raised.value) == f"webhook {receiver.url()} {expected}"
-    assert logged[0].startswith("webhook attempt 1: timeout, retrying in")
-    assert len(receiver.requests) == 2
-    # Two attempts of 1 s each (40 bytes at 0.2 s would take 8 s), plus a little overhead.
-    assert 1.9 < elapsed < 3.5, elapsed
+    assert str(raised.value) == f"webhook {receiver.url()} did not answer within 1s"
+    assert raised.value.answer == "timeout"
+    assert len(receiver.requests) == 1
+    # One attempt of 1 s (40 bytes at 0.2 s would take 8 s), plus a little overhead.
+    assert 0.9 < elapsed < 1.8, elapsed
+
+
+def test_trickled_answers_stop_at_the_delivery_limit_across_dagster_retries(
+    lake: Lake,  # noqa: F811 (the shared lake fixture)
+    servers: Callable[..., LoopbackServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPORTER_WEBHOOK_ALLOW_PRIVATE", "true")
+    monkeypatch.setenv("T_HOOK_SECRET", SECRET)
+    receiver = servers(trickle(SLOW_HEAD))
+    hook = type("Hook", (), {"url": receiver.url("/hooks")})()
+    output = {"type": "local", "path": str(tmp_path / "b")}
+    limits = {"EXPORTER_WEBHOOK_ATTEMPT_TIMEOUT_S": "1", "EXPORTER_WEBHOOK_TOTAL_TIMEOUT_S": "2"}
+    deployment = Deployment(tmp_path, lake, output, hook, None, {}, settings=limits)
+    assert deployment.export().success
+    request = deployment.tick()[0]
+    started = time.monotonic()
+    result = deployment.deliver(request)
+    elapsed = time.monotonic() - started
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    assert error is not None
+    # Each attempt ends at its own limit; the delivery limit cuts the retries (4 allowed).
+    assert re.search(
+        rf"webhook {re.escape(receiver.url())} not delivered within the delivery limit of 2s "
+        r"after [123] attempts \(last answer: timeout\)$",
+        error.message.strip(),
+    ), error.message
+    assert 1 <= len(receiver.requests) < 4
+    assert elapsed < 5.0, elapsed
 
 
 def test_body_trickled_after_a_200_status_is_still_delivered_in_time(
@@ -629,7 +633,7 @@ def test_body_trickled_after_a_200_status_is_still_delivered_in_time(
     receiver = servers(head_then_trickle(200, b"x" * 100))
     started = time.monotonic()
     outcome = post(receiver.url(), PAYLOAD, SECRET, MESSAGE_ID, policy(timeout_seconds=1.0))
-    assert (outcome.status, outcome.attempts, outcome.answers) == (200, 1, ["200"])
+    assert outcome.status == 200
     assert time.monotonic() - started < 1.8
 
 
@@ -678,7 +682,7 @@ def test_huge_answer_is_not_read_and_memory_stays_flat(
     outcome = post(receiver.url(), PAYLOAD, SECRET, MESSAGE_ID, policy())
     elapsed = time.monotonic() - started
     grown = process.memory_info().rss - before
-    assert (outcome.status, outcome.attempts) == (200, 1)
+    assert outcome.status == 200
     assert elapsed < 3.0, elapsed
     assert grown < 50 * 1024 * 1024, grown
 
@@ -686,16 +690,18 @@ def test_huge_answer_is_not_read_and_memory_stays_flat(
 # --- accepted deliveries -------------------------------------------------------------
 
 
-def test_200_delivers_with_standard_webhooks_signature(
+def test_each_post_is_one_attempt_with_the_same_id_until_a_200(
     servers: Callable[..., LoopbackServer],
 ) -> None:
     receiver = servers(replies(503, 429, 200))
-    logged: list[str] = []
-    outcome = post(
-        receiver.url("/hooks?token=abc"), PAYLOAD, SECRET, MESSAGE_ID, policy(), log=logged.append
-    )
-    assert (outcome.status, outcome.attempts, outcome.answers) == (200, 3, ["503", "429", "200"])
-    assert logged[-1] == "webhook attempt 3: 200, delivered"
+    url = receiver.url("/hooks?token=abc")
+    answers = []
+    for _ in range(2):
+        with pytest.raises(WebhookRetryable) as raised:
+            post(url, PAYLOAD, SECRET, MESSAGE_ID, policy())
+        answers.append(raised.value.answer)
+    outcome = post(url, PAYLOAD, SECRET, MESSAGE_ID, policy())
+    assert answers == ["503", "429"] and outcome.status == 200
     assert {r.headers["webhook-id"] for r in receiver.requests} == {MESSAGE_ID}
     for request in receiver.requests:
         assert request.method == "POST" and request.target == "/hooks?token=abc"
@@ -704,3 +710,28 @@ def test_200_delivers_with_standard_webhooks_signature(
     forged = "whsec_" + base64.b64encode(b"another secret of 32 bytes long!").decode()
     with pytest.raises(Exception, match="No matching signature"):
         Webhook(forged).verify(receiver.requests[-1].body, receiver.requests[-1].headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        *((code, WebhookRetryable) for code in (500, 502, 503, 504, 408, 429)),
+        *((code, WebhookRejected) for code in (300, 304, 400, 401, 403, 404, 410, 422)),
+    ],
+)
+def test_answers_are_classified_retryable_or_permanent(
+    status: int, kind: type[Exception], servers: Callable[..., LoopbackServer]
+) -> None:
+    receiver = servers(reply(status))
+    with pytest.raises(kind) as raised:
+        post(receiver.url(), PAYLOAD, SECRET, MESSAGE_ID, policy())
+    assert type(raised.value) is kind and getattr(raised.value, "answer", None) == str(status)
+
+
+def test_connection_refused_is_retryable() -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(WebhookRetryable) as raised:
+        post(f"http://127.0.0.1:{port}/hooks", PAYLOAD, SECRET, MESSAGE_ID, policy())
+    assert raised.value.answer == "ConnectError"
