@@ -10,7 +10,6 @@ step retries, and the email goes out once, after the webhook was accepted.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,9 @@ def export_with_webhook(name: str, tenant: str, url: str, secret_env: str) -> di
     }
 
 
-def test_a_missing_secret_fails_only_the_delivery_that_needs_it(
-    lake: Lake, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def two_exports(lake: Lake, receiver: Receiver, tmp_path: Path) -> dg.Definitions:
+    """Exports acme_a and acme_b to one local output, their webhooks signed with the
+    secrets in T_A_HOOK_SECRET and T_B_HOOK_SECRET."""
     document = {
         "outputs": {"out": {"type": "local", "path": str(tmp_path / "bucket")}},
         "exports": [
@@ -54,9 +53,7 @@ def test_a_missing_secret_fails_only_the_delivery_that_needs_it(
         ],
     }
     (tmp_path / "exports.yaml").write_text(yaml.safe_dump(document))
-    monkeypatch.setenv("T_A_HOOK_SECRET", SECRET)
-    monkeypatch.delenv("T_B_HOOK_SECRET", raising=False)
-    defs = build_definitions(
+    return build_definitions(
         Settings.from_env(
             {
                 "EXPORTER_LAKE_URL": str(lake.root),
@@ -66,6 +63,14 @@ def test_a_missing_secret_fails_only_the_delivery_that_needs_it(
             }
         )
     )
+
+
+def test_a_missing_secret_fails_only_the_delivery_that_needs_it(
+    lake: Lake, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_A_HOOK_SECRET", SECRET)
+    monkeypatch.delenv("T_B_HOOK_SECRET", raising=False)
+    defs = two_exports(lake, receiver, tmp_path)
     # One webhooks resource for every export; none of them holds a secret.
     resources = defs.resources or {}
     assert "webhooks" in resources and not any(k.startswith("webhook_") for k in resources)
@@ -102,11 +107,8 @@ def test_a_missing_secret_fails_only_the_delivery_that_needs_it(
     assert SECRET not in error.to_string()
 
     # Once B's secret is set, B's delivery goes out signed with B's own secret.
-    os.environ["T_B_HOOK_SECRET"] = OTHER_SECRET
-    try:
-        assert deliver("acme_b").success
-    finally:
-        del os.environ["T_B_HOOK_SECRET"]
+    monkeypatch.setenv("T_B_HOOK_SECRET", OTHER_SECRET)
+    assert deliver("acme_b").success
     assert Webhook(OTHER_SECRET).verify(receiver.requests[1].body, receiver.requests[1].headers)
 
 
