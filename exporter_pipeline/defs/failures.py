@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import dagster as dg
 import orjson
+from pydantic import ValidationError
 
 from exporter_pipeline.defs.exports import export_partitions_def
 from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
@@ -40,6 +41,7 @@ from exporter_pipeline.destinations import Destination
 from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.execution import error_record as window_error_record
 from exporter_pipeline.exports.execution import hours_of
+from exporter_pipeline.exports.manifest import ErrorRecord, Manifest
 from exporter_pipeline.exports.naming import (
     TIME_FORMAT,
     data_key_prefix,
@@ -132,12 +134,15 @@ def error_record(
     return window_error_record(export, run_id, window[0], window[1], reason, published, now)
 
 
-def _run_id_at(destination: Destination, key: str) -> str | None:
+def _run_id_at(
+    destination: Destination, key: str, model: type[Manifest] | type[ErrorRecord]
+) -> str | None:
+    """The run that wrote the manifest (or error file) at `key`, read with its model."""
     if not destination.exists(key):
         return None
     try:
-        return str(orjson.loads(destination.get_bytes(key)).get("run_id") or "") or None
-    except (FileNotFoundError, orjson.JSONDecodeError, AttributeError):
+        return model.from_bytes(destination.get_bytes(key)).run_id or None
+    except (FileNotFoundError, ValidationError):
         return None  # removed meanwhile, or not ours to read: nobody's
 
 
@@ -220,8 +225,8 @@ def report_failed_run(
         with _REPORTING:
             states = {
                 window: WindowState(
-                    manifest_run=_run_id_at(destination, manifest_key(path, *window)),
-                    error_run=_run_id_at(destination, error_key(path, *window)),
+                    manifest_run=_run_id_at(destination, manifest_key(path, *window), Manifest),
+                    error_run=_run_id_at(destination, error_key(path, *window), ErrorRecord),
                 )
                 for window in target.windows
             }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from typing import Any
+
+from exporter_pipeline.delivery.notices import FailedNotice, ReadyNotice
+from exporter_pipeline.exports.manifest import iso
 
 
 def _size(count: int) -> str:
@@ -15,20 +17,18 @@ def _size(count: int) -> str:
     return f"{count} B"
 
 
-def ready_message(payload: dict[str, Any], sender: str, to: list[str]) -> EmailMessage:
-    window = payload["window"]
-    files = payload["files"]
-    rows = sum(f["rows"] for f in files)
+def ready_message(notice: ReadyNotice, sender: str, to: list[str]) -> EmailMessage:
+    start, end = iso(notice.window.start), iso(notice.window.end)
+    files = notice.files
+    rows = sum(f.rows for f in files)
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = (
-        f"Export {payload['export']} is ready: {window['start']} to {window['end']}"
-    )
+    message["Subject"] = f"Export {notice.export} is ready: {start} to {end}"
     lines = [
-        f"Your export {payload['export']} (tenant {payload['tenant']}) is ready.",
+        f"Your export {notice.export} (tenant {notice.tenant}) is ready.",
         "",
-        f"Window: {window['start']} to {window['end']}",
+        f"Window: {start} to {end}",
         f"Rows:   {rows}",
         f"Files:  {len(files)}",
         "",
@@ -36,24 +36,23 @@ def ready_message(payload: dict[str, Any], sender: str, to: list[str]) -> EmailM
     ]
     for entry in files:
         lines.append(
-            f"- {entry['key']} ({entry['rows']} rows, {_size(entry['bytes'])}, "
-            f"sha256 {entry['sha256']})"
+            f"- {entry.key} ({entry.rows} rows, {_size(entry.bytes)}, sha256 {entry.sha256})"
         )
-        lines.append(f"  {entry['url']}")
-    lines += ["", f"Manifest: {payload['manifest']}"]
+        lines.append(f"  {entry.url}")
+    lines += ["", f"Manifest: {notice.manifest}"]
     message.set_content("\n".join(lines) + "\n")
     return message
 
 
-def failed_message(payload: dict[str, Any], sender: str, to: list[str]) -> EmailMessage:
-    window = payload["window"]
+def failed_message(notice: FailedNotice, sender: str, to: list[str]) -> EmailMessage:
+    start, end = iso(notice.window.start), iso(notice.window.end)
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = f"Export {payload['export']} failed: {window['start']} to {window['end']}"
+    message["Subject"] = f"Export {notice.export} failed: {start} to {end}"
     message.set_content(
-        f"The export {payload['export']} (tenant {payload['tenant']}) failed for the window "
-        f"{window['start']} to {window['end']}.\n\nReason: {payload['error']}\n\n"
+        f"The export {notice.export} (tenant {notice.tenant}) failed for the window "
+        f"{start} to {end}.\n\nReason: {notice.error}\n\n"
         "No file of that window was published by the failed run. It will be delivered "
         "when a run of the window succeeds.\n"
     )

@@ -16,13 +16,16 @@ The receiver's URL comes from a tenant, so the sender trusts nothing about it:
   log the URL.
 * Each attempt is bounded in wall time as a whole (`asyncio.timeout` around connect,
   request and answer), because httpx's own timeouts bound each read and a receiver
-  trickling one byte at a time never trips them. The whole delivery, retries and
-  backoff included, is bounded too. At most `max_response_bytes` of an answer are read,
-  undecoded, and nothing of it is kept: the status decides.
+  trickling one byte at a time never trips them. (The whole delivery, retries and
+  backoff included, is bounded by the delivery op: `defs/webhooks.py`.) At most
+  `max_response_bytes` of an answer are read, undecoded, and nothing of it is kept: the
+  status decides.
 * The URL is only ever shown through `redact_url`: its query string may be a token.
 
-2xx is delivered; 5xx, 408, 429, timeouts and connection errors are retried with
-exponential backoff and jitter; 3xx and any other 4xx fail at once.
+`post` sends ONE attempt and classifies it: 2xx is delivered; 5xx, 408, 429, timeouts
+and connection errors raise `WebhookRetryable` (the delivery op turns that into a
+Dagster retry, with exponential backoff and jitter); 3xx and any other 4xx raise
+`WebhookRejected`, a refused address `WebhookRefused`: those fail at once.
 """
 
 from __future__ import annotations
@@ -32,12 +35,11 @@ import base64
 import contextlib
 import hashlib
 import ipaddress
-import random
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -65,21 +67,26 @@ RETRIED_STATUSES = frozenset({408, 429, *range(500, 600)})
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebhookOutcome:
+    """An accepted delivery: the id it was sent with and the receiver's 2xx status."""
+
     message_id: str
     status: int
-    attempts: int
-    answers: list[str] = field(default_factory=list)
 
 
 class WebhookError(ExporterError):
     """The receiver did not accept the delivery."""
 
-    def __init__(self, message: str, outcome: WebhookOutcome | None = None) -> None:
+    def __init__(self, message: str, answer: str | None = None) -> None:
         super().__init__(message)
-        # What happened attempt by attempt, for callers and tests; None if nothing was sent.
-        self.outcome = outcome
+        # What the attempt got: a status ("503"), "timeout", an error class name
+        # ("ConnectError") or "refused"; None if nothing was attempted.
+        self.answer = answer
+
+
+class WebhookRetryable(WebhookError):
+    """The same request may succeed later: a 5xx, 408, 429, a timeout, a connection error."""
 
 
 class WebhookRejected(WebhookError):
@@ -94,13 +101,13 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret."""
     problem = "a webhook secret must look like whsec_<base64>"
     if not secret.startswith(SECRET_PREFIX):
-        raise WebhookError(problem)
+        raise WebhookRejected(problem)
     try:
         key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
     except ValueError:
-        raise WebhookError(problem) from None
+        raise WebhookRejected(problem) from None
     if not key:
-        raise WebhookError(problem)
+        raise WebhookRejected(problem)
     return key
 
 
@@ -131,15 +138,13 @@ def message_id(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class WebhookPolicy:
-    """How hard to try and how far to trust: retries, time and size bounds, addresses."""
+    """How far to trust one attempt: its time and size bounds, and the addresses allowed.
 
-    attempts: int = 6
-    base_seconds: float = 1.0
-    max_seconds: float = 60.0
+    How often to try again is not here: each attempt is a Dagster retry of the delivery.
+    """
+
     # One attempt as a whole: resolving, connecting, sending, and reading the answer.
     timeout_seconds: float = 15.0
-    # One delivery: every attempt and every wait between them.
-    total_seconds: float = 300.0
     max_response_bytes: int = 65536
     allow_private: bool = False
 
@@ -150,12 +155,15 @@ def post(
     secret: str,
     message: str,
     policy: WebhookPolicy = WebhookPolicy(),
-    log: Callable[[str], None] = lambda _: None,
-    sleep: Callable[[float], None] = time.sleep,
     resolve: Resolver = system_resolver,
-    clock: Callable[[], float] = time.monotonic,
 ) -> WebhookOutcome:
-    """POST `payload` until it is accepted, retrying what may succeed later."""
+    """POST `payload` once and classify the answer.
+
+    Returns on a 2xx. Raises `WebhookRetryable` for what may succeed later (5xx, 408,
+    429, timeouts, connection errors), `WebhookRejected` for what cannot (3xx, other
+    4xx), and `WebhookRefused` when nothing may be sent (the URL or an address of its
+    host is not allowed). Messages show the URL only redacted.
+    """
     shown = redact_url(url)
     target = parse_webhook_url(url)
     if isinstance(target, str):
@@ -165,83 +173,50 @@ def post(
     except httpx.InvalidURL:
         # httpx's message would quote the URL, query and all.
         raise WebhookRefused(f"webhook {shown} not sent: the URL is not valid") from None
-    secret_key(secret)  # a malformed secret fails before anything is sent
     body = orjson.dumps(payload)
-    outcome = WebhookOutcome(message_id=message, status=0, attempts=0)
-    deadline = clock() + policy.total_seconds
-    for attempt in range(1, policy.attempts + 1):
-        remaining = deadline - clock()
-        if remaining <= 0:
-            break
-        outcome.attempts = attempt
-        # Each attempt is signed afresh: receivers reject stale timestamps.
-        headers = signed_headers(secret, message, body)
-        seconds = min(policy.timeout_seconds, remaining)
-        try:
-            status = _run(_attempt(target, headers, body, seconds, policy, resolve))
-        except AddressRefused as error:
-            outcome.answers.append("refused")
-            log(f"webhook attempt {attempt}: not sent, {error}")
-            raise WebhookRefused(f"webhook {shown} not sent: {error}", outcome) from None
-        except TimeoutError:
-            reason = "timeout"
-            outcome.answers.append(reason)
-        except (httpx.TransportError, OSError) as error:
-            # The class name only: library messages may quote the URL.
-            reason = type(error).__name__
-            outcome.answers.append(reason)
-        else:
-            outcome.status = status
-            outcome.answers.append(str(status))
-            if 200 <= status < 300:
-                log(f"webhook attempt {attempt}: {status}, delivered")
-                return outcome
-            if 300 <= status < 400:
-                log(f"webhook attempt {attempt}: {status}, redirects are not followed")
-                raise WebhookRejected(
-                    f"webhook {shown} answered {status}; redirects are not followed", outcome
-                )
-            if status not in RETRIED_STATUSES:
-                log(f"webhook attempt {attempt}: {status}, not retried")
-                raise WebhookRejected(
-                    f"webhook {shown} refused the delivery with {status}; not retried", outcome
-                )
-            reason = str(status)
-        if attempt == policy.attempts:
-            break
-        wait = random.uniform(0, min(policy.max_seconds, policy.base_seconds * 2 ** (attempt - 1)))
-        if clock() + wait >= deadline:
-            log(f"webhook attempt {attempt}: {reason}, no time left for another attempt")
-            break
-        log(f"webhook attempt {attempt}: {reason}, retrying in {wait:.1f}s")
-        sleep(wait)
-    answers = ", ".join(outcome.answers)
-    if outcome.attempts < policy.attempts:
-        raise WebhookError(
-            f"webhook {shown} not delivered within the delivery limit of "
-            f"{policy.total_seconds:g}s after {outcome.attempts} attempts (answers: {answers})",
-            outcome,
+    # Signed at each attempt: receivers reject stale timestamps. A malformed secret
+    # fails here, before anything is sent.
+    headers = signed_headers(secret, message, body)
+    try:
+        status = _run(_attempt(target, headers, body, policy, resolve))
+    except AddressRefused as error:
+        raise WebhookRefused(f"webhook {shown} not sent: {error}", "refused") from None
+    except TimeoutError:
+        raise WebhookRetryable(
+            f"webhook {shown} did not answer within {policy.timeout_seconds:g}s", "timeout"
+        ) from None
+    except (httpx.TransportError, OSError) as error:
+        # The class name only: library messages may quote the URL.
+        kind = type(error).__name__
+        raise WebhookRetryable(f"webhook {shown} could not be reached ({kind})", kind) from None
+    if 200 <= status < 300:
+        return WebhookOutcome(message_id=message, status=status)
+    if 300 <= status < 400:
+        raise WebhookRejected(
+            f"webhook {shown} answered {status}; redirects are not followed", str(status)
         )
-    raise WebhookError(
-        f"webhook {shown} not delivered after {policy.attempts} attempts (answers: {answers})",
-        outcome,
-    )
+    if status not in RETRIED_STATUSES:
+        raise WebhookRejected(
+            f"webhook {shown} refused the delivery with {status}; not retried", str(status)
+        )
+    raise WebhookRetryable(f"webhook {shown} answered {status}", str(status))
 
 
 async def _attempt(
     target: WebhookTarget,
     headers: dict[str, str],
     body: bytes,
-    seconds: float,
     policy: WebhookPolicy,
     resolve: Resolver,
 ) -> int:
-    """One POST to a vetted address of `target`, all of it within `seconds`; its status.
+    """One POST to a vetted address of `target`, all of it within the policy's time; its
+    status.
 
     Raises TimeoutError, httpx.TransportError or OSError for an attempt that got no
     status (retried), AddressRefused for an address the policy refuses (not retried).
     """
     status: int | None = None
+    seconds = policy.timeout_seconds
     try:
         async with asyncio.timeout(seconds):
             address = await _in_daemon_thread(vet_host, target, policy.allow_private, resolve)

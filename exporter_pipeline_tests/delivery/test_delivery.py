@@ -42,6 +42,7 @@ class Deployment:
         receiver: Receiver,
         mailbox: Mailbox | None,
         env: dict[str, str],
+        settings: dict[str, str] | None = None,
         **export: Any,
     ) -> None:
         document = {
@@ -71,7 +72,7 @@ class Deployment:
         (root / "exports.yaml").write_text(yaml.safe_dump(document))
         self.env = {"T_HOOK_SECRET": SECRET, **env}
         os.environ.update(self.env)
-        settings = {
+        settings = (settings or {}) | {
             "EXPORTER_LAKE_URL": str(lake.root),
             "EXPORTER_EXPORTS_FILE": str(root / "exports.yaml"),
             "EXPORTER_PARTITIONS_START": "2026-09-01",
@@ -256,6 +257,9 @@ def test_receiver_503_three_times_gets_one_delivery_with_one_id(
     metadata = meta.event_specific_data.metadata  # type: ignore[union-attr]
     assert metadata["webhook_attempts"].value == 4 and metadata["webhook_status"].value == 200
     assert output is not None
+    # Each failed attempt is a Dagster retry of the step, visible in the UI as such.
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 3
 
 
 def test_receiver_400_fails_without_retry(
@@ -273,9 +277,10 @@ def test_receiver_400_fails_without_retry(
     result = deployment.deliver(deployment.tick()[0])
     assert not result.success
     assert len(receiver.requests) == 1
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
     error = result.get_step_failure_events()[0].step_failure_data.error
-    assert error is not None and error.cause is not None
-    assert error.cause.message.strip().endswith(
+    assert error is not None
+    assert error.message.strip().endswith(
         f"webhook {receiver.url} refused the delivery with 400; not retried"
     )
 

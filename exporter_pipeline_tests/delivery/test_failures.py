@@ -23,6 +23,7 @@ from exporter_pipeline.defs.failures import (
     windows_to_report,
 )
 from exporter_pipeline.destinations import Destination, destination_from_url
+from exporter_pipeline.exports.manifest import ErrorRecord, Window, build_manifest
 from exporter_pipeline.exports.spec import DefinitionsFile, load_definitions_file
 from exporter_pipeline.settings import Settings
 
@@ -31,6 +32,36 @@ DIED = "the run worker died (killed by signal 9, SIGKILL); Dagster marked the ru
 ERROR_1 = "daily/_manifests/2026-10-01-00-00_2026-10-02-00-00.error.json"
 ERROR_2 = "daily/_manifests/2026-10-02-00-00_2026-10-03-00-00.error.json"
 MANIFEST_1 = "daily/_manifests/2026-10-01-00-00_2026-10-02-00-00.json"
+
+
+def manifest_by(run_id: str) -> bytes:
+    """A manifest of the first daily window as `run_id` would have written it."""
+    return build_manifest(
+        export="acme_daily",
+        tenant="acme",
+        dataset="raw",
+        start=D1,
+        end=D2,
+        run_id=run_id,
+        file_format="csv",
+        compression=None,
+        columns=[],
+        files=[],
+    ).to_bytes()
+
+
+def error_file_by(run_id: str, error: str) -> bytes:
+    """An error file of the first daily window as `run_id` would have written it."""
+    record = ErrorRecord(
+        export="acme_daily",
+        tenant="acme",
+        run_id=run_id,
+        window=Window(start=D1, end=D2),
+        error=error,
+        failed_at=D2,
+        files_published=False,
+    )
+    return orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
 
 
 @pytest.fixture
@@ -178,7 +209,7 @@ def test_a_dead_runs_windows_get_one_error_file_each(
         },
     )
     # The run published its first window and died in the second.
-    output.put_bytes(orjson.dumps({"run_id": "dead-run"}), MANIFEST_1)
+    output.put_bytes(manifest_by("dead-run"), MANIFEST_1)
     assert report(definitions, output, run) == [ERROR_2]
     assert document(output, ERROR_2) == {
         "export": "acme_daily",
@@ -203,17 +234,17 @@ def test_a_window_the_run_reported_or_a_later_run_answered_is_left_alone(
     run = dg.DagsterRun(
         job_name="export_acme_daily", run_id="dead-run", tags={"dagster/partition": "2026-10-01"}
     )
-    output.put_bytes(orjson.dumps({"run_id": "dead-run", "error": "own words"}), ERROR_1)
+    output.put_bytes(error_file_by("dead-run", "own words"), ERROR_1)
     assert report(definitions, output, run) == []
     assert document(output, ERROR_1)["error"] == "own words"
 
     output.delete(ERROR_1)
-    output.put_bytes(orjson.dumps({"run_id": "re-run"}), MANIFEST_1)
+    output.put_bytes(manifest_by("re-run"), MANIFEST_1)
     assert report(definitions, output, run, later={"re-run"}) == []
     assert not output.exists(ERROR_1)
     # An older run's manifest stays as it was, and the failure is reported beside it.
     assert report(definitions, output, run) == [ERROR_1]
-    assert document(output, MANIFEST_1) == {"run_id": "re-run"}
+    assert output.get_bytes(MANIFEST_1) == manifest_by("re-run")
 
 
 def test_files_a_run_put_before_dying_are_said_to_be_published(

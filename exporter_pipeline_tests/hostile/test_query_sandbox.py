@@ -27,7 +27,7 @@ import psutil
 import pytest
 import yaml
 
-from exporter_pipeline.defs.delivery import failed_payload
+from exporter_pipeline.delivery.notices import failed_notice
 from exporter_pipeline.derived.delivery_metrics import delivery_metrics
 from exporter_pipeline.derived.view_segments import view_segments
 from exporter_pipeline.destinations import Destination, destination_from_url
@@ -36,6 +36,7 @@ from exporter_pipeline.events.ingest import ingest_hour
 from exporter_pipeline.events.simulate import simulate
 from exporter_pipeline.exports import query_worker
 from exporter_pipeline.exports.execution import ExportFailed, export_window
+from exporter_pipeline.exports.manifest import ErrorRecord
 from exporter_pipeline.exports.naming import error_key, manifest_key
 from exporter_pipeline.exports.query import (
     ONLY_TABLES,
@@ -306,7 +307,8 @@ def test_queries_that_run_see_only_the_tenant(
         record = json.loads(out.get_bytes(error_key("hostile", START, END)))
         assert record["error"].startswith(expected)
         assert not out.list("hostile/2026") and not out.exists(manifest_key("hostile", START, END))
-        body = json.dumps(failed_payload(record, error_key("hostile", START, END)))
+        notice = failed_notice(ErrorRecord.model_validate(record), error_key("hostile", START, END))
+        body = json.dumps(notice.body())
         assert marked.marker not in str(error) + body
     else:
         assert error is None, error
