@@ -7,15 +7,13 @@ A name is `[a-z0-9][a-z0-9_-]{0,62}`. What Dagster does with each string of a de
   `^[A-Za-z0-9_]+$` (no hyphen; no length limit);
 - export name → asset key `exports/<n>`: any string, but its op is named by
   `AssetKey.to_python_identifier`, which turns `-` and `.` into `_`;
-- export name → resource key `webhook_<n>`; output name → resource key `output_<n>`:
-  a Python identifier (`Definitions` checks `str.isidentifier`);
 - output name → sensor `deliver_<n>_sensor`: `^[A-Za-z0-9_]+$`;
 - export name and tenant → tags `export`, `tenant`: strict on assets,
   `[A-Za-z0-9_.-]{0,63}`;
 - tenant → pool `tenant_<t>`: `^\\S+$`; tenant → owner `team:<t>`: non-empty after `team:`.
 
 So the name pattern alone satisfies every tag, pool, owner and asset-key rule, and a name
-is used as is there. Only the hyphen is foreign to Dagster names and resource keys:
+is used as is there. Only the hyphen is foreign to Dagster names:
 `dagster_name` maps it to `_`, as Dagster itself does for the asset's op. That mapping
 is not injective (`acme-x` and `acme_x` meet), so validation refuses two exports, or two
 outputs, whose Dagster names meet (`dagster_name_clashes`); a file of names without
@@ -59,7 +57,7 @@ def name_problem(value: str) -> str | None:
 
 
 def dagster_name(name: str) -> str:
-    """The name as used inside Dagster names and resource keys (`-` becomes `_`)."""
+    """The name as used inside Dagster names (`-` becomes `_`)."""
     return name.replace("-", "_")
 
 
