@@ -21,7 +21,7 @@ hyphens keeps exactly the names it had. Tenants never become a Dagster name, so 
 not mapped. This module imports nothing from Dagster: it is the pure rule, tested directly.
 
 The rest reaches Dagster as free text with no rule to break: `description` (asset
-description), `output.name:output.path` (metadata), the webhook URL (resource config) and
+description), `output.name:output.path` (metadata) and
 email addresses (metadata); `format` and the output's `type` become kinds, but come from
 fixed tables; schedule fields are ints in range and a zone `ZoneInfo` loads, which is what
 Dagster checks.
