@@ -192,12 +192,16 @@ class ExportBase(ExportFields):
     def _window_rules(self, start: datetime, end: datetime | None) -> Rules:
         errors: Rules = []
         if end is not None and end <= start:
-            errors.append(
-                (
-                    "end",
-                    f"end {self.end:%Y-%m-%d %H:%M} is before start {self.start:%Y-%m-%d %H:%M}",
+            # A request's window (no `end` of its own) is refused in its own words by the
+            # request's check (defs.on_demand).
+            if self.end is not None:
+                errors.append(
+                    (
+                        "end",
+                        f"end {self.end:%Y-%m-%d %H:%M} is before start "
+                        f"{self.start:%Y-%m-%d %H:%M}",
+                    )
                 )
-            )
         elif end is not None and end - start > timedelta(days=MAX_ON_DEMAND_DAYS):
             errors.append(
                 (

@@ -64,17 +64,20 @@ class DefinitionsDocument(BaseModel):
         try:
             return cls.model_validate({} if document is None else document), []
         except ValidationError as error:
-            errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+            errors = error.errors()
         if any(e["type"] == "model_type" for e in errors):
             raise DefinitionError(f"{where}: {TOP_LEVEL_MESSAGES['model_type']}") from None
+        # Unknown keys in the order written (pydantic reports a key that is no string apart).
         problems = [
-            f"{where}: unknown top-level key {shown(e['loc'][0])} (expected outputs, exports)"
-            if e["type"] == "extra_forbidden"
-            else f"{where}: {TOP_LEVEL_MESSAGES[e['type']]}"
-            for e in errors
+            f"{where}: unknown top-level key {shown(key)} (expected outputs, exports)"
+            for key in document
+            if key not in cls.model_fields
         ]
-        usable = {k: document[k] for k in ("outputs", "exports") if k in document}
-        kept = {k: v for k, v in usable.items() if not any(e["loc"] == (k,) for e in errors)}
+        wrong = {e["loc"][0]: e["type"] for e in errors if e["type"] in TOP_LEVEL_MESSAGES}
+        problems += [
+            f"{where}: {TOP_LEVEL_MESSAGES[wrong[k]]}" for k in cls.model_fields if k in wrong
+        ]
+        kept = {k: document[k] for k in cls.model_fields if k in document and k not in wrong}
         return cls.model_validate(kept), problems
 
 
