@@ -10,8 +10,10 @@ whole window.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Protocol, TypeVar
 
@@ -208,7 +210,7 @@ def _as(export: ExportDefinition, model: type[M]) -> M:
 
 
 @dataclass(frozen=True)
-class DataSet:
+class DataSet(ABC):
     """A data set an export selects: its definition model and the lake data sets it reads."""
 
     name: str
@@ -228,7 +230,7 @@ class DataSet:
         """The columns `columns:` may select; empty means the data set has a fixed shape."""
         return self.model.selectable_columns
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         """The keys a definition of this data set has beyond every export's."""
         return tuple(k for k in self.model.model_fields if k not in ExportFields.model_fields)
@@ -244,6 +246,7 @@ class RowsDataSet(DataSet):
 
     shape: ClassVar[str] = "rows"
 
+    @abstractmethod
     def hour_rows(
         self,
         export: ExportDefinition,
@@ -252,7 +255,7 @@ class RowsDataSet(DataSet):
         start: datetime,
         end: datetime,
     ) -> pl.LazyFrame:
-        raise NotImplementedError
+        """The rows of one hour file of the window [start, end)."""
 
 
 @dataclass(frozen=True)
@@ -261,10 +264,11 @@ class AggregateDataSet(DataSet):
 
     shape: ClassVar[str] = "aggregate"
 
+    @abstractmethod
     def window_rows(
         self, export: ExportDefinition, lake: LakeHours, start: datetime, end: datetime, work: Path
     ) -> pl.LazyFrame:
-        raise NotImplementedError
+        """The rows of the whole window [start, end); `work` holds any local files."""
 
 
 @dataclass(frozen=True)

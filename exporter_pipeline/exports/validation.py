@@ -42,6 +42,8 @@ class _AnyExportRules(ExportFields):
         dataset = DATASETS[loose.dataset]
         foreign = [k for k in ALL_DATASET_KEYS if k in loose.model_fields_set]
         foreign = [k for k in foreign if k not in dataset.keys]
+        if not foreign:  # a body that fits its data set's model after all
+            return dataset.model.model_validate(data, context=info.context)
         errors = [(k, f"{k} does not apply to dataset {loose.dataset}") for k in foreign]
         own = {k: v for k, v in data.items() if k not in foreign}
         try:
@@ -69,15 +71,16 @@ def _any_export_model() -> type[ExportFields]:
 AnyExport = _any_export_model()
 
 
+# Per data set, the keys of the others: a body with one of them fits no one model.
+_FOREIGN = {name: frozenset(ALL_DATASET_KEYS) - set(d.keys) for name, d in DATASETS.items()}
+
+
 def _tag(body: Any) -> str:
     """The model a body is validated by: its data set's, or `AnyExport` to say why not."""
     if isinstance(body, dict):
         name = body.get("dataset")
-        dataset = DATASETS.get(name) if isinstance(name, str) else None
-        if dataset is not None and not any(
-            k in body for k in ALL_DATASET_KEYS if k not in dataset.keys
-        ):
-            return dataset.name
+        if isinstance(name, str) and name in DATASETS and _FOREIGN[name].isdisjoint(body):
+            return name
     return ANY
 
 
