@@ -32,7 +32,6 @@ from exporter_pipeline.windows import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, hours_of
 
 # Partitions per run when a range is backfilled: a 30-day daily backfill is 3 runs.
 MAX_PARTITIONS_PER_RUN = {"hourly": 168, "daily": 10, "weekly": 4}
-RECONCILED_DATASETS = ("raw", "events", "quality", "ads")
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def build_export_asset(
     partitions_def = export_partitions_def(export)
     output = definitions.outputs[export.output.name]
     dataset = DATASETS[export.dataset]
-    check_name = "rows_match_raw" if export.dataset in RECONCILED_DATASETS else "files_published"
+    check_name = "rows_match_raw" if dataset.reconciled else "files_published"
     description = export.description or (
         f"{export.dataset} export of tenant {export.tenant} as {export.format}"
         f"{'.' + export.compression if export.compression else ''}, {export.cadence} windows, "

@@ -7,20 +7,28 @@ stay in the environment and never appear in run config.
 """
 
 from datetime import datetime
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import dagster as dg
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.execution import export_window, throttled
-from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition, describe_errors
+from exporter_pipeline.exports.spec import (
+    DefinitionsFile,
+    ExportDefinition,
+    describe_errors,
+    validate_export,
+)
+from exporter_pipeline.exports.validation import AnyExport
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.windows import parse_utc
 
 
-class OnDemandExportConfig(dg.Config):
+class OnDemandRequest(dg.Config):
     """One export task: a tenant's data set over [start_time, end_time) to an output."""
 
     name: str = "on_demand"
@@ -28,25 +36,54 @@ class OnDemandExportConfig(dg.Config):
     start_time: str
     end_time: str
     dataset: str = "raw"
-    columns: list[str] | None = None
-    filters: dict[str, list[str]] = Field(default_factory=dict)
-    format: str = "csv"
-    compression: str | None = None
     output: str
     path: str = "on-demand"
-    max_file_bytes: int | None = None
-    metrics: list[str] | None = None
-    interval: str | None = None
-    dimensions: list[str] | None = None
-    content_type: str | None = None
-    content_ids: list[str] | None = None
-    inclusive_range: bool = True
-    list_unfinished_segments: bool = True
-    viewer_identifier: str | None = None
-    query: str | None = None
-    # A query task's own caps (memory_mb, timeout_s, max_rows, temp_mb); each only lowers
-    # the operator's.
-    limits: dict[str, float] | None = None
+
+
+# A definition's keys a request does not take: its window and output are the request's
+# own, and a one-off task has no schedule, delivery or re-export.
+NOT_REQUESTED = frozenset(
+    {"start", "end", "cadence", "schedule", "delivery", "description", "reexport_late_data"}
+)
+
+
+def _loose(annotation: Any) -> Any:
+    """A definition key's type as launchpad config: the shape only; the values are checked
+    by the definition model, so a request gets the same messages as a file."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _loose(args[0])
+    if origin is Literal:
+        return type(args[0])
+    if origin in (Union, UnionType):
+        loose = [_loose(a) for a in args]
+        return Union[tuple(loose)]  # noqa: UP007  # built from a list of types
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        # A nested key (limits) is a mapping of numbers in config.
+        return dict[str, float]
+    return annotation
+
+
+def _request_fields() -> dict[str, Any]:
+    """Every definition key of every data set a request may set, with its default."""
+    fields: dict[str, Any] = {}
+    for key, info in AnyExport.model_fields.items():
+        if key in OnDemandRequest.model_fields or key in NOT_REQUESTED:
+            continue
+        default = info.get_default(call_default_factory=True)
+        fields[key] = (_loose(info.annotation), default)
+    return fields
+
+
+DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in AnyExport.model_fields.items()}
+
+if TYPE_CHECKING:
+    OnDemandExportConfig = OnDemandRequest
+else:
+    # The request's keys plus every key of the definition model, derived from it.
+    OnDemandExportConfig = create_model(
+        "OnDemandExportConfig", __base__=OnDemandRequest, **_request_fields()
+    )
 
 
 # Where a definition rule points, as the request's own config field.
@@ -59,7 +96,7 @@ CONFIG_POINTERS = {
 
 
 def request_to_definition(
-    config: OnDemandExportConfig,
+    config: OnDemandRequest,
 ) -> tuple[ExportDefinition, datetime, datetime]:
     """The request as an export definition plus its exact window; DefinitionError if invalid."""
     try:
@@ -68,12 +105,13 @@ def request_to_definition(
         raise DefinitionError(
             f"export task {config.name!r}: start_time/end_time: {error}"
         ) from None
+    # Keys left at their default are not set: a views key left True is no views key.
     body = {
         key: value
         for key, value in config.model_dump().items()
         if key not in ("start_time", "end_time", "output", "path")
         and value not in (None, {}, [])
-        and not (key in ("inclusive_range", "list_unfinished_segments") and value is True)
+        and not (key in DEFAULTS and value == DEFAULTS[key])
     }
     body.update(
         cadence="hourly",
@@ -81,14 +119,12 @@ def request_to_definition(
         output={"name": config.output, "path": config.path},
     )
     try:
-        export = ExportDefinition.model_validate(
-            body, context={"window_end": end, "window_start": start}
-        )
+        export = validate_export(body, context={"window_end": end, "window_start": start})
     except ValidationError as error:
         raise DefinitionError(
             "\n".join(
                 f"export task {config.name!r} ({CONFIG_POINTERS.get(pointer, pointer)}): {message}"
-                for pointer, message in describe_errors(error, ())
+                for pointer, message in describe_errors(error, (), union_at=0)
             )
         ) from None
     if end <= start:

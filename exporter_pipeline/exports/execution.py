@@ -15,17 +15,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import orjson
-import polars as pl
 
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.errors import ExporterError
-from exporter_pipeline.exports import datasets
 from exporter_pipeline.exports.catalog import DATASETS
+from exporter_pipeline.exports.datasets import AggregateDataSet, RowsDataSet
 from exporter_pipeline.exports.formats import file_suffix
 from exporter_pipeline.exports.manifest import (
     ManifestFile,
@@ -42,12 +41,10 @@ from exporter_pipeline.exports.naming import (
     error_key,
     manifest_key,
 )
-from exporter_pipeline.exports.query import QUERY_TABLES, QueryLimits, run_query
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.exports.workdirs import work_folder
 from exporter_pipeline.exports.writers import write_file, write_parts
 from exporter_pipeline.lake import hourly_key
-from exporter_pipeline.settings import Settings
 from exporter_pipeline.windows import hours_of
 
 Progress = Callable[[int, int, str], None]
@@ -101,40 +98,6 @@ class _LakeFiles:
         return [self.hour(dataset, hour) for hour in hours_of(start, end)]
 
 
-def _query_tables(
-    export: ExportDefinition, files: _LakeFiles, start: datetime, end: datetime, work: Path
-) -> dict[str, Path]:
-    """The tenant's rows of the window for a SQL export, one local Parquet file per table.
-
-    The tenant and window cut is ours, made before the query engine sees any row.
-    """
-    tables = {}
-    for table, dataset in QUERY_TABLES.items():
-        rows = datasets.tenant_rows(export, files.hours(dataset, start, end))
-        time_column = {
-            "raw_events": "event_time",
-            "view_segments": "started_at",
-            "delivery_metrics": "minute",
-        }[dataset]
-        rows = rows.filter((pl.col(time_column) >= start) & (pl.col(time_column) < end))
-        local = work / f"table-{table}.parquet"
-        rows.sink_parquet(local)
-        tables[table] = local
-    return tables
-
-
-def query_limits(export: ExportDefinition, settings: Settings | None = None) -> QueryLimits:
-    """The caps of the export's query runs: the operator's, lowered by the export's own."""
-    settings = settings or Settings.from_env()
-    operator = QueryLimits(
-        memory_mb=settings.query_memory_mb,
-        timeout_s=settings.query_timeout_s,
-        max_rows=settings.query_max_rows,
-        temp_mb=settings.query_temp_mb,
-    )
-    return operator.lowered(**(export.limits.model_dump() if export.limits else {}))
-
-
 def _write_window(
     export: ExportDefinition,
     start: datetime,
@@ -155,16 +118,11 @@ def _write_window(
                 (local, data_key(path, moment, suffix, number if numbered else None), rows)
             )
 
-    if DATASETS[export.dataset].shape == "rows":
+    dataset = DATASETS[export.dataset]
+    if isinstance(dataset, RowsDataSet):
         hours = hours_of(start, end)
         for number, hour in enumerate(hours, start=1):
-            cut_start, cut_end = max(start, hour), min(end, hour + timedelta(hours=1))
-            if export.dataset == "views":
-                frame = datasets.view_rows(export, [files.hour("view_segments", hour)], start, end)
-            else:
-                frame = datasets.event_rows(
-                    export, files.hour("raw_events", hour), cut_start, cut_end
-                )
+            frame = dataset.hour_rows(export, files, hour, start, end)
             base = work / f"{hour:%Y%m%d%H}"
 
             def local_part(part: int | None, base: Path = base) -> Path:
@@ -177,16 +135,10 @@ def _write_window(
                 ),
             )
             progress(number, len(hours), f"{hour:%Y-%m-%d %H:00}")
-        return written, datasets.output_columns(export)
+        return written, dataset.output_columns(export)
 
-    if export.dataset == "metrics":
-        frame = datasets.metrics(export, files.hours("delivery_metrics", start, end), start, end)
-    elif export.dataset == "viewers":
-        frame = datasets.viewers(export, files.hours("view_segments", start, end), start, end)
-    else:
-        tables = _query_tables(export, files, start, end, work)
-        answer = run_query(export.query or "", tables, work / "query", query_limits(export))
-        frame = pl.scan_parquet(answer.path)
+    assert isinstance(dataset, AggregateDataSet)
+    frame = dataset.window_rows(export, files, start, end, work)
     local = work / "window.out"
     keep(start, [(local, write_file(frame, export.format, export.compression, local))])
     progress(1, 1, f"{start:%Y-%m-%d %H:%M}")

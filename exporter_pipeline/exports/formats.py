@@ -1,13 +1,16 @@
-"""File formats and compressions as data (PostHog's FILE_FORMAT_EXTENSIONS idea).
+"""File formats, their compressions and their writers as one table (PostHog's
+FILE_FORMAT_EXTENSIONS, dlt's WRITER_SPECS).
 
-Adding a format is adding a row here and a writer in `writers.py`; the tests
-parametrize over these same tables.
+Adding a format is adding a row here with its sink (`sinks.py`); the tests parametrize
+over this same table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+
+from exporter_pipeline.exports.sinks import Writer, write_csv, write_jsonl, write_parquet
 
 
 @dataclass(frozen=True)
@@ -18,13 +21,20 @@ class FileFormat:
     default_compression: str | None
     # Parquet compresses inside the file: its name keeps `.parquet` whatever the codec.
     compression_in_name: bool
+    # Streams a lazy frame to one local file of this format.
+    writer: Writer
 
 
 FILE_FORMATS: Final[dict[str, FileFormat]] = {
-    "csv": FileFormat("csv", "csv", ("gzip", "zstd"), None, True),
-    "jsonl": FileFormat("jsonl", "jsonl", ("gzip", "zstd"), None, True),
+    "csv": FileFormat("csv", "csv", ("gzip", "zstd"), None, True, write_csv),
+    "jsonl": FileFormat("jsonl", "jsonl", ("gzip", "zstd"), None, True, write_jsonl),
     "parquet": FileFormat(
-        "parquet", "parquet", ("snappy", "gzip", "zstd", "lz4", "uncompressed"), "snappy", False
+        "parquet",
+        "parquet",
+        ("snappy", "gzip", "zstd", "lz4", "uncompressed"),
+        "snappy",
+        False,
+        write_parquet,
     ),
 }
 FORMAT_ALIASES: Final = {"ndjson": "jsonl", "json": "jsonl", "jsonlines": "jsonl"}

@@ -13,7 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from exporter_pipeline.events.schema import EVENT_CATEGORIES
-from exporter_pipeline.exports.spec import ExportDefinition
+from exporter_pipeline.exports.catalog import DATASETS
+from exporter_pipeline.exports.definition import ExportDefinition
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def expected_event_rows(
     export: ExportDefinition, raw_files: list[Path], start: datetime, end: datetime
 ) -> int:
     condition = _where(export) & pl.col("event_time").is_between(start, end, closed="left")
-    if export.dataset != "raw":
-        types = [t for t, c in EVENT_CATEGORIES.items() if c == export.dataset]
+    category = DATASETS[export.dataset].category
+    if category is not None:
+        types = [t for t, c in EVENT_CATEGORIES.items() if c == category]
         condition &= pl.col("event_type").is_in(types)
     return int(pl.scan_parquet(raw_files).filter(condition).select(pl.len()).collect().item())

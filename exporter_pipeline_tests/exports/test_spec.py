@@ -1,5 +1,6 @@
 """The export definitions file: every validation rule with its exact message, all errors
-reported at once, and the repository's own exports.yaml."""
+reported at once, the repository's own exports.yaml, and the data set registry the
+definition models are chosen by (no server involved)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import pytest
 import yaml
 
 from exporter_pipeline.errors import DefinitionError
-from exporter_pipeline.exports.spec import load_definitions_file, parse_definitions
+from exporter_pipeline.exports.catalog import ALL_DATASET_KEYS, DATASETS
+from exporter_pipeline.exports.definition import ExportFields
+from exporter_pipeline.exports.formats import FILE_FORMATS
+from exporter_pipeline.exports.spec import (
+    load_definitions_file,
+    parse_definitions,
+    validate_export,
+)
+from exporter_pipeline.exports.validation import AnyExport
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 FILE = Path("defs.yaml")
@@ -313,15 +322,65 @@ def test_duplicate_names_are_named() -> None:
 
 def test_repository_exports_file_is_valid_and_covers_every_dataset() -> None:
     parsed = load_definitions_file(REPO / "exports.yaml", now=NOW)
-    assert {e.dataset for e in parsed.exports} == {
-        "raw",
-        "events",
-        "quality",
-        "ads",
-        "metrics",
-        "views",
-        "viewers",
-        "query",
-    }
+    assert {e.dataset for e in parsed.exports} == set(DATASETS)
     raw = yaml.safe_load((REPO / "exports.yaml").read_text())
     assert len(raw["exports"]) == len(parsed.exports)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_each_dataset_is_validated_by_its_own_model(name: str) -> None:
+    dataset = DATASETS[name]
+    body = base(dataset=name, start="2026-11-20", end="2026-11-20")
+    body |= {"metrics": ["http"], "interval": "1h"} if "interval" in dataset.keys else {}
+    body |= {"query": "select 1 from events", "format": "jsonl"} if "query" in dataset.keys else {}
+    export = validate_export(body, {"now": NOW})
+    assert type(export) is dataset.model
+    assert export.dataset == name
+    # Its own keys exist on its model only; every other data set's key is not there.
+    others = set(ALL_DATASET_KEYS) - set(dataset.keys)
+    assert not others & set(dataset.model.model_fields)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_each_dataset_declares_what_it_reads_and_writes(name: str) -> None:
+    dataset = DATASETS[name]
+    assert dataset.name == name
+    assert dataset.sources
+    assert dataset.shape in ("rows", "aggregate")
+    assert set(dataset.keys).isdisjoint(ExportFields.model_fields)
+
+
+def test_any_export_knows_every_key_so_a_misplaced_key_is_named() -> None:
+    assert set(ALL_DATASET_KEYS) <= set(AnyExport.model_fields)
+    assert one_error(interval="1h") == f"{P}/interval): interval does not apply to dataset raw"
+
+
+def test_every_format_has_its_writer() -> None:
+    for name, spec in FILE_FORMATS.items():
+        assert spec.name == name
+        assert callable(spec.writer)
+
+
+def test_on_demand_config_is_derived_from_the_definition_model() -> None:
+    from exporter_pipeline.defs.on_demand import NOT_REQUESTED, OnDemandExportConfig
+
+    config_keys = set(OnDemandExportConfig.model_fields)
+    request_keys = {"name", "tenant", "start_time", "end_time", "dataset", "output", "path"}
+    assert config_keys == request_keys | (set(AnyExport.model_fields) - NOT_REQUESTED)
+
+
+def test_on_demand_end_before_start_is_refused_in_the_requests_words() -> None:
+    from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
+
+    config = OnDemandExportConfig(
+        tenant="acme",
+        start_time="2026-11-20T02:00:00Z",
+        end_time="2026-11-20T01:00:00Z",
+        output="local",
+    )
+    with pytest.raises(DefinitionError) as raised:
+        request_to_definition(config)
+    assert str(raised.value) == (
+        "export task 'on_demand' (/end_time): end_time 2026-11-20 01:00 "
+        "is before start_time 2026-11-20 02:00"
+    )
