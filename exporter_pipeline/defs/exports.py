@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
@@ -34,6 +33,8 @@ from exporter_pipeline.windows import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, hours_of
 MAX_PARTITIONS_PER_RUN = {"hourly": 168, "daily": 10, "weekly": 4}
 
 log = logging.getLogger(__name__)
+# What `dg.define_asset_job` returns; Dagster does not export its class publicly.
+ExportJob = Any
 
 
 def export_partitions_def(export: ExportDefinition) -> dg.TimeWindowPartitionsDefinition:
@@ -114,53 +115,59 @@ def build_export_asset(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = lake.lake()
         destination = outputs.destination(export.output.name)
-        keys = context.partition_keys
-        results: list[ExecutionResult] = []
-        for number, key in enumerate(keys, start=1):
-            window = partitions_def.time_window_for_partition_key(key)
-
-            def progress(
-                done: int, total: int, label: str, number: int = number, key: str = key
-            ) -> None:
-                share = ((number - 1) + done / total) / len(keys)
-                context.log.info(
-                    f"window {number}/{len(keys)} ({key}): {done}/{total} files, {label} "
-                    f"— {share:.0%} of this run"
-                )
-
-            result = export_window(
-                export,
-                window.start,
-                window.end,
-                store,
-                destination,
-                context.run_id,
-                throttled(progress),
-            )
-            results.append(result)
-            # One observation per partition, so the UI plots rows per window even when a
-            # run covers a range (a materialization's metadata is shared by the range).
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=context.asset_key,
-                    partition=key,
-                    metadata={
-                        "rows": result.rows,
-                        "bytes": result.bytes,
-                        "files": len(result.files),
-                        "manifest": result.manifest_key,
-                    },
-                )
-            )
-            context.log.info(
-                f"window {key}: {result.rows} rows in {len(result.files)} files, "
-                f"{result.bytes} bytes, manifest {result.manifest_key}"
-                + (f", removed stale {result.removed}" if result.removed else "")
-            )
+        results = [
+            _export_one_window(context, export, partitions_def, key, store, destination)
+            for key in context.partition_keys
+        ]
         yield dg.MaterializeResult(metadata=_run_metadata(results, destination.uri()))
         yield _check(export, check_name, results, store, destination)
 
     return export_asset
+
+
+def _export_one_window(
+    context: dg.AssetExecutionContext,
+    export: ExportDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    key: str,
+    store: Destination,
+    destination: Destination,
+) -> ExecutionResult:
+    """Export the window of partition `key`, logging progress and one observation."""
+    keys = context.partition_keys
+    number = keys.index(key) + 1
+    window = partitions_def.time_window_for_partition_key(key)
+
+    def progress(done: int, total: int, label: str) -> None:
+        share = ((number - 1) + done / total) / len(keys)
+        context.log.info(
+            f"window {number}/{len(keys)} ({key}): {done}/{total} files, {label} "
+            f"— {share:.0%} of this run"
+        )
+
+    result = export_window(
+        export, window.start, window.end, store, destination, context.run_id, throttled(progress)
+    )
+    # One observation per partition, so the UI plots rows per window even when a run
+    # covers a range (a materialization's metadata is shared by the range).
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=context.asset_key,
+            partition=key,
+            metadata={
+                "rows": result.rows,
+                "bytes": result.bytes,
+                "files": len(result.files),
+                "manifest": result.manifest_key,
+            },
+        )
+    )
+    context.log.info(
+        f"window {key}: {result.rows} rows in {len(result.files)} files, "
+        f"{result.bytes} bytes, manifest {result.manifest_key}"
+        + (f", removed stale {result.removed}" if result.removed else "")
+    )
+    return result
 
 
 def _run_metadata(results: list[ExecutionResult], uri: str) -> dict[str, Any]:
@@ -211,9 +218,7 @@ def _check(
     )
 
 
-def build_export_job(
-    export: ExportDefinition, settings: Settings | None = None
-) -> UnresolvedAssetJobDefinition:
+def build_export_job(export: ExportDefinition, settings: Settings | None = None) -> ExportJob:
     limit = (settings or Settings.from_env()).export_max_runtime_s
     return dg.define_asset_job(
         name=export_job_name(export.name),

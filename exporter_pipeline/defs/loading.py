@@ -4,9 +4,8 @@ import logging
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from exporter_pipeline.defs.exports import build_export_asset, build_export_job
+from exporter_pipeline.defs.exports import ExportJob, build_export_asset, build_export_job
 from exporter_pipeline.defs.schedules import build_export_schedule
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 
@@ -15,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def build_exports(
     definitions: DefinitionsFile,
-) -> tuple[list[dg.AssetsDefinition], list[UnresolvedAssetJobDefinition]]:
+) -> tuple[list[dg.AssetsDefinition], list[ExportJob]]:
     exports = definitions.exports
     return (
         [build_export_asset(e, definitions) for e in exports],
@@ -29,7 +28,7 @@ class ExportObjects:
     a placeholder asset per export that did not, and the definitions that built."""
 
     assets: list[dg.AssetsDefinition | dg.AssetSpec]
-    jobs: list[UnresolvedAssetJobDefinition]
+    jobs: list[ExportJob]
     schedules: list[dg.ScheduleDefinition]
     loaded: DefinitionsFile
     not_loaded: dict[str, str] = field(default_factory=dict)
@@ -55,7 +54,7 @@ def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
     tenant's jobs, from loading. One pass, constant work per export.
     """
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
-    jobs: list[UnresolvedAssetJobDefinition] = []
+    jobs: list[ExportJob] = []
     schedules: list[dg.ScheduleDefinition] = []
     loaded: list[ExportDefinition] = []
     not_loaded: dict[str, str] = {}
