@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,6 +34,12 @@ DEFAULTS = {
     # Longest run of an export job and of a delivery run (Dagster's dagster/max_runtime).
     "EXPORTER_EXPORT_MAX_RUNTIME_S": "21600",
     "EXPORTER_DELIVERY_MAX_RUNTIME_S": "1800",
+    # Retries of one bucket call, done by the cloud SDKs themselves: attempts for S3 and
+    # Azure, a deadline in seconds for GCS (google's retries are timed, not counted).
+    "EXPORTER_DESTINATION_ATTEMPTS": "5",
+    "EXPORTER_DESTINATION_RETRY_S": "120",
+    # The GCS emulator's address (tests, the demo); the SDK's own variable name.
+    "STORAGE_EMULATOR_HOST": "",
 }
 
 
@@ -57,9 +64,12 @@ class Settings:
     query_temp_mb: int = 10240
     export_max_runtime_s: int = 21600
     delivery_max_runtime_s: int = 1800
+    destination_attempts: int = 5
+    destination_retry_s: float = 120.0
+    storage_emulator_host: str = ""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = os.environ if env is None else env
 
         def get(name: str) -> str:
@@ -92,4 +102,7 @@ class Settings:
             query_temp_mb=int(get("EXPORTER_QUERY_TEMP_MB")),
             export_max_runtime_s=int(get("EXPORTER_EXPORT_MAX_RUNTIME_S")),
             delivery_max_runtime_s=int(get("EXPORTER_DELIVERY_MAX_RUNTIME_S")),
+            destination_attempts=max(1, int(get("EXPORTER_DESTINATION_ATTEMPTS"))),
+            destination_retry_s=float(get("EXPORTER_DESTINATION_RETRY_S")),
+            storage_emulator_host=get_text("STORAGE_EMULATOR_HOST"),
         )

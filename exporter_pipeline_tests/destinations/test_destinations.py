@@ -62,7 +62,8 @@ def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dest
         return
     servers: dict[str, CloudServer] = request.getfixturevalue("cloud_servers")
     server = servers[request.param]
-    yield server.resource(server.new_bucket(), prefix="some/prefix").destination()
+    with server.destination(server.new_bucket(), prefix="some/prefix") as opened:
+        yield opened
 
 
 class TestDestinationContract:
@@ -131,7 +132,7 @@ class TestDestinationContract:
 
 def test_azurite_refuses_tampered_and_expired_sas(cloud_servers: dict[str, CloudServer]) -> None:
     server = cloud_servers["azure"]
-    destination = server.resource(server.new_bucket()).destination()
+    destination = server.destination(server.new_bucket())
     destination.put_bytes(b"private", "f.csv")
     good = destination.signed_url("f.csv")
     with urllib.request.urlopen(good, timeout=10) as response:
@@ -151,7 +152,7 @@ def test_azurite_refuses_tampered_and_expired_sas(cloud_servers: dict[str, Cloud
 def test_missing_bucket_is_a_permanent_error(
     kind: str, cloud_servers: dict[str, CloudServer]
 ) -> None:
-    destination = cloud_servers[kind].resource("no-such-bucket-here").destination()
+    destination = cloud_servers[kind].destination("no-such-bucket-here")
     with pytest.raises(PermanentDestinationError) as error:
         destination.put_bytes(b"x", "k.csv")
     assert "no-such-bucket-here/k.csv" in str(error.value)
@@ -160,7 +161,7 @@ def test_missing_bucket_is_a_permanent_error(
 def test_azure_wrong_key_is_a_permanent_error(cloud_servers: dict[str, CloudServer]) -> None:
     server = cloud_servers["azure"]
     wrong = "d3Jvbmcga2V5IGZvciB0ZXN0cw=="  # base64 of "wrong key for tests"
-    destination = server.resource(server.new_bucket(), account_key=wrong).destination()
+    destination = server.destination(server.new_bucket(), TEST_AZ_KEY=wrong)
     with pytest.raises(PermanentDestinationError) as error:
         destination.put_bytes(b"x", "k.csv")
     assert str(error.value).startswith("Azure upload failed for az://")

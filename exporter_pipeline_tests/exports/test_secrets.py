@@ -106,7 +106,7 @@ def test_secrets_stay_in_the_environment(
         )
         assert result.success
         recorded.append(everything_recorded(instance, result.run_id))
-    assert [o.key for o in s3.resource(bucket).destination().list()] == [
+    assert [o.key for o in s3.destination(bucket).list()] == [
         "x/2026-10-01-00-00.csv",
         "x/_manifests/2026-10-01-00-00_2026-10-01-01-00.json",
     ]
