@@ -42,6 +42,11 @@ class CloudServer:
         self.workdir = workdir
         self._stack: ExitStack | None = None
 
+    @property
+    def url(self) -> str:
+        """The server's base URL on 127.0.0.1."""
+        raise NotImplementedError
+
     def command(self) -> list[str]:
         raise NotImplementedError
 

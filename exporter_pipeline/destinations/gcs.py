@@ -51,6 +51,8 @@ def classify_gcs_error(error: Exception, action: str, uri: str) -> DestinationEr
         # predicate found passing.
         last = error.cause
         name = type(last).__name__ if last is not None else "RetryError"
+        status = getattr(getattr(last, "response", None), "status_code", None)
+        name = f"{name} {status}" if isinstance(status, int) else name
         return RetryableDestinationError(f"GCS {action} failed for {uri}: {name}")
     name = type(error).__name__
     message = f"GCS {action} failed for {uri}: {name}"

@@ -169,6 +169,29 @@ def test_azure_wrong_key_is_a_permanent_error(cloud_servers: dict[str, CloudServ
     assert wrong not in str(error.value)
 
 
+def test_azure_large_upload_is_committed_as_blocks(
+    cloud_servers: dict[str, CloudServer], tmp_path: Path
+) -> None:
+    from exporter_pipeline.destinations.azure import BLOCK_SIZE, AzureBlobDestination
+
+    server = cloud_servers["azure"]
+    payload = os.urandom(BIG)
+    (tmp_path / "big").write_bytes(payload)
+    with server.destination(server.new_bucket(), prefix="p") as destination:
+        assert isinstance(destination, AzureBlobDestination)
+        destination.put_file(tmp_path / "big", "big.bin")
+        destination.put_bytes(b"small", "small.bin")
+        committed, uncommitted = destination.container.get_blob_client("p/big.bin").get_block_list(
+            "all"
+        )
+        assert [b.size for b in committed] == [BLOCK_SIZE] * (BIG // BLOCK_SIZE)
+        assert uncommitted == []
+        # Below the single-put limit one request writes the blob: no block list.
+        small, _ = destination.container.get_blob_client("p/small.bin").get_block_list("all")
+        assert small == []
+        assert destination.get_bytes("big.bin") == payload
+
+
 def test_local_put_leaves_no_temporary_and_rejects_escapes(tmp_path: Path) -> None:
     local = LocalDestination(tmp_path / "root")
     local.put_bytes(b"x", "dir/file")
