@@ -89,6 +89,10 @@ class OutputsResource(dg.ConfigurableResource):
             self._opened[name] = self.output(name).open(name)
         return self._opened[name]
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A dict of its own per execution: copies of a resource may share private state.
+        self._opened = {}
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         opened, self._opened = list(self._opened.values()), {}
         for destination in opened:

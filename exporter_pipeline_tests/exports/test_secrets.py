@@ -1,7 +1,7 @@
 """Secrets named by the definitions file (S3 keys on a moto server, Azure's account key on
-Azurite) reach the clients through `dg.EnvVar` and appear nowhere else: not in run config,
-tags, the event log, metadata, the code location snapshot the UI reads, error files or
-raised errors — for a successful and for a failing run."""
+Azurite) are read from the environment only when a run opens that output, and appear
+nowhere else: not in run config, tags, the event log, metadata, the resources and asset
+specs the UI shows, error files or raised errors — for a successful and a failing run."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.remote_representation.external_data import RepositorySnap
-from dagster._serdes import serialize_value
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.settings import Settings
@@ -27,9 +25,9 @@ def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
     logs = instance.all_logs(run_id)
     return "\n".join(
         [
-            serialize_value(run.run_config),
-            serialize_value(run.tags),
-            *(serialize_value(entry) for entry in logs),
+            dg.serialize_value(run.run_config),
+            dg.serialize_value(run.tags),
+            *(dg.serialize_value(entry) for entry in logs),
         ]
     )
 
@@ -43,10 +41,10 @@ def test_secrets_stay_in_the_environment(
 ) -> None:
     s3, azure = cloud_servers["s3"], cloud_servers["azure"]
     key_id, secret = f"AKIA{secrets.token_hex(8)}", secrets.token_urlsafe(30)
-    monkeypatch.setenv("T_S3_ENDPOINT", s3.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("T_S3_ENDPOINT", s3.url)
     monkeypatch.setenv("T_S3_KEY", key_id)
     monkeypatch.setenv("T_S3_SECRET", secret)
-    monkeypatch.setenv("T_AZ_URL", azure.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("T_AZ_URL", azure.url)
     monkeypatch.setenv("T_AZ_KEY", AZURITE_KEY)
     bucket, container = s3.new_bucket(), azure.new_bucket()
     document = {
@@ -119,8 +117,15 @@ def test_secrets_stay_in_the_environment(
     assert "NoSuchBucket" in failure_text  # the reason is there, the secret is not
     recorded.append(failure_text)
 
-    repository = defs.get_repository_def()
-    recorded.append(serialize_value(RepositorySnap.from_def(repository)))
+    # What the UI shows of the code location: resource config, asset specs, job tags.
+    resources = {
+        k: r.model_dump() for k, r in (defs.resources or {}).items() if hasattr(r, "model_dump")
+    }
+    specs = [
+        (spec.description, spec.metadata, spec.tags) for spec in defs.resolve_all_asset_specs()
+    ]
+    jobs = [(job.name, job.tags, job.run_tags) for job in defs.resolve_all_job_defs()]
+    recorded.append(repr((resources, specs, jobs)))
     captured = capfd.readouterr()
     recorded += [captured.out, captured.err]
 
