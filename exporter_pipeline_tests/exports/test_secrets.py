@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -32,6 +33,58 @@ def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
     )
 
 
+def s3_output(bucket: str) -> dict[str, str]:
+    return {
+        "type": "s3",
+        "bucket": bucket,
+        "region": "us-east-1",
+        "endpoint_url_env": "T_S3_ENDPOINT",
+        "access_key_id_env": "T_S3_KEY",
+        "secret_access_key_env": "T_S3_SECRET",
+    }
+
+
+def definitions_document(bucket: str, container: str) -> dict[str, Any]:
+    """Exports to S3 and Azure, and one to a bucket that does not exist."""
+    azure = {
+        "type": "azure",
+        "container": container,
+        "account_url_env": "T_AZ_URL",
+        "account_key_env": "T_AZ_KEY",
+    }
+    return {
+        "outputs": {
+            "acme_s3": s3_output(bucket),
+            "gone_s3": s3_output("no-such-bucket-x"),
+            "acme_az": azure,
+        },
+        "exports": [
+            {
+                "name": n,
+                "tenant": "acme",
+                "dataset": "raw",
+                "format": "csv",
+                "cadence": "hourly",
+                "start": "2026-10-01T00:00:00Z",
+                "output": {"name": o, "path": "x"},
+            }
+            for n, o in (("to_s3", "acme_s3"), ("to_az", "acme_az"), ("broken", "gone_s3"))
+        ],
+    }
+
+
+def shown_in_the_ui(defs: dg.Definitions) -> str:
+    """What the UI shows of the code location: resource config, asset specs, job tags."""
+    resources = {
+        k: r.model_dump() for k, r in (defs.resources or {}).items() if hasattr(r, "model_dump")
+    }
+    specs = [
+        (spec.description, spec.metadata, spec.tags) for spec in defs.resolve_all_asset_specs()
+    ]
+    jobs = [(job.name, job.tags, job.run_tags) for job in defs.resolve_all_job_defs()]
+    return repr((resources, specs, jobs))
+
+
 def test_secrets_stay_in_the_environment(
     lake: Lake,
     cloud_servers: dict[str, CloudServer],
@@ -47,44 +100,7 @@ def test_secrets_stay_in_the_environment(
     monkeypatch.setenv("T_AZ_URL", azure.url)
     monkeypatch.setenv("T_AZ_KEY", AZURITE_KEY)
     bucket, container = s3.new_bucket(), azure.new_bucket()
-    document = {
-        "outputs": {
-            "acme_s3": {
-                "type": "s3",
-                "bucket": bucket,
-                "region": "us-east-1",
-                "endpoint_url_env": "T_S3_ENDPOINT",
-                "access_key_id_env": "T_S3_KEY",
-                "secret_access_key_env": "T_S3_SECRET",
-            },
-            "gone_s3": {
-                "type": "s3",
-                "bucket": "no-such-bucket-x",
-                "region": "us-east-1",
-                "endpoint_url_env": "T_S3_ENDPOINT",
-                "access_key_id_env": "T_S3_KEY",
-                "secret_access_key_env": "T_S3_SECRET",
-            },
-            "acme_az": {
-                "type": "azure",
-                "container": container,
-                "account_url_env": "T_AZ_URL",
-                "account_key_env": "T_AZ_KEY",
-            },
-        },
-        "exports": [
-            {
-                "name": n,
-                "tenant": "acme",
-                "dataset": "raw",
-                "format": "csv",
-                "cadence": "hourly",
-                "start": "2026-10-01T00:00:00Z",
-                "output": {"name": o, "path": "x"},
-            }
-            for n, o in (("to_s3", "acme_s3"), ("to_az", "acme_az"), ("broken", "gone_s3"))
-        ],
-    }
+    document = definitions_document(bucket, container)
     (tmp_path / "exports.yaml").write_text(yaml.safe_dump(document))
     settings = Settings.from_env(
         {
@@ -117,15 +133,7 @@ def test_secrets_stay_in_the_environment(
     assert "NoSuchBucket" in failure_text  # the reason is there, the secret is not
     recorded.append(failure_text)
 
-    # What the UI shows of the code location: resource config, asset specs, job tags.
-    resources = {
-        k: r.model_dump() for k, r in (defs.resources or {}).items() if hasattr(r, "model_dump")
-    }
-    specs = [
-        (spec.description, spec.metadata, spec.tags) for spec in defs.resolve_all_asset_specs()
-    ]
-    jobs = [(job.name, job.tags, job.run_tags) for job in defs.resolve_all_job_defs()]
-    recorded.append(repr((resources, specs, jobs)))
+    recorded.append(shown_in_the_ui(defs))
     captured = capfd.readouterr()
     recorded += [captured.out, captured.err]
 
