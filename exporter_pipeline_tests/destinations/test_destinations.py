@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
@@ -53,6 +54,11 @@ class FailingStream(io.RawIOBase):
         buffer[:count] = b"x" * count
         self.sent += count
         return count
+
+
+def failing_reader() -> BinaryIO:
+    """A buffered reader over a FailingStream that breaks half way through BIG bytes."""
+    return cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, FailingStream(BIG // 2))))
 
 
 @pytest.fixture(params=KINDS)
@@ -109,12 +115,12 @@ class TestDestinationContract:
 
     def test_failed_upload_leaves_nothing_at_the_final_key(self, destination: Destination) -> None:
         with pytest.raises(OSError, match="simulated read error"):
-            destination.put_stream(io.BufferedReader(FailingStream(BIG // 2)), BIG, "new.bin")
+            destination.put_stream(failing_reader(), BIG, "new.bin")
         assert not destination.exists("new.bin")
         # Over an existing object, the old one stays whole.
         destination.put_bytes(b"old", "kept.bin")
         with pytest.raises(OSError, match="simulated read error"):
-            destination.put_stream(io.BufferedReader(FailingStream(BIG // 2)), BIG, "kept.bin")
+            destination.put_stream(failing_reader(), BIG, "kept.bin")
         assert destination.get_bytes("kept.bin") == b"old"
         assert [o.key for o in destination.list()] == ["kept.bin"]
 

@@ -5,6 +5,7 @@ specs the UI shows, error files or raised errors — for a successful and a fail
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
     logs = instance.all_logs(run_id)
     return "\n".join(
         [
-            dg.serialize_value(run.run_config),
+            json.dumps(run.run_config, default=repr),  # plain data: config is JSON-like
             dg.serialize_value(run.tags),
             *(dg.serialize_value(entry) for entry in logs),
         ]
