@@ -55,7 +55,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_test_output(args: argparse.Namespace) -> int:
-    from exporter_pipeline.defs.outputs import destination_for
     from exporter_pipeline.errors import DestinationError
     from exporter_pipeline.exports.spec import load_definitions_file
 
@@ -70,8 +69,8 @@ def cmd_test_output(args: argparse.Namespace) -> int:
         print(f"{path}: no output named {args.name!r} (outputs: {known})", file=sys.stderr)
         return 1
     try:
-        destination = destination_for(args.name, outputs[args.name])
-        key = destination.check()
+        with outputs[args.name].open(args.name) as destination:
+            key = destination.check()
     except DestinationError as error:
         print(f"output {args.name!r}: check failed: {error}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +38,12 @@ DEFAULTS = {
     "EXPORTER_RETENTION_RAW_DAYS": "90",
     "EXPORTER_RETENTION_AGGREGATE_DAYS": "730",
     "EXPORTER_RETENTION_EXPORT_DAYS": "7",
+    # Retries of one bucket call, done by the cloud SDKs themselves: attempts for S3 and
+    # Azure, a deadline in seconds for GCS (google's retries are timed, not counted).
+    "EXPORTER_DESTINATION_ATTEMPTS": "5",
+    "EXPORTER_DESTINATION_RETRY_S": "120",
+    # The GCS emulator's address (tests, the demo); the SDK's own variable name.
+    "STORAGE_EMULATOR_HOST": "",
 }
 
 
@@ -64,9 +71,12 @@ class Settings:
     retention_raw_days: float = 90.0
     retention_aggregate_days: float = 730.0
     retention_export_days: float = 7.0
+    destination_attempts: int = 5
+    destination_retry_s: float = 120.0
+    storage_emulator_host: str = ""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = os.environ if env is None else env
 
         def get(name: str) -> str:
@@ -102,4 +112,7 @@ class Settings:
             retention_raw_days=float(get("EXPORTER_RETENTION_RAW_DAYS")),
             retention_aggregate_days=float(get("EXPORTER_RETENTION_AGGREGATE_DAYS")),
             retention_export_days=float(get("EXPORTER_RETENTION_EXPORT_DAYS")),
+            destination_attempts=max(1, int(get("EXPORTER_DESTINATION_ATTEMPTS"))),
+            destination_retry_s=float(get("EXPORTER_DESTINATION_RETRY_S")),
+            storage_emulator_host=get_text("STORAGE_EMULATOR_HOST"),
         )

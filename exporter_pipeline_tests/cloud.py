@@ -1,7 +1,9 @@
 """Real storage servers for the tests, one object per kind, able to stop and start again.
 
 Each `CloudServer` runs its server process on a fixed free port of 127.0.0.1, so a test
-can stop it in the middle of an export and bring it back at the same address.
+can stop it in the middle of an export and bring it back at the same address. Its
+destinations are opened as a run opens them: an output model naming environment
+variables, opened with an environment holding their values.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from exporter_pipeline.defs.outputs import OutputResource
+from pydantic import TypeAdapter
+
+from exporter_pipeline.destinations import Destination
+from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline_tests.servers import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
@@ -24,6 +29,9 @@ from exporter_pipeline_tests.servers import (
 
 ACCESS_KEY_ID = "test-access-key"
 SECRET_ACCESS_KEY = "test-secret-key"
+# Few, quick SDK retries: a stopped server fails a test in seconds, not minutes.
+RETRIES = {"EXPORTER_DESTINATION_ATTEMPTS": "3", "EXPORTER_DESTINATION_RETRY_S": "3"}
+_OUTPUT: TypeAdapter[Output] = TypeAdapter(Output)
 
 
 class CloudServer:
@@ -33,6 +41,11 @@ class CloudServer:
         self.port = free_port()
         self.workdir = workdir
         self._stack: ExitStack | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL on 127.0.0.1."""
+        raise NotImplementedError
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -51,19 +64,22 @@ class CloudServer:
             self._stack = None
 
     def output_fields(self, bucket: str) -> dict[str, Any]:
+        """The output's fields in a definitions file (secrets named by `*_env`)."""
         raise NotImplementedError
 
-    def resource(self, bucket: str, **extra: Any) -> OutputResource:
-        fields = {
-            "name": f"{self.kind}_out",
-            "type": self.kind,
-            "bucket": bucket,
-            "retry_attempts": 3,
-            "retry_base_seconds": 0.05,
-            **self.output_fields(bucket),
-            **extra,
-        }
-        return OutputResource(**fields)
+    def secrets(self) -> dict[str, str]:
+        """The values of the variables `output_fields` names."""
+        raise NotImplementedError
+
+    def output(self, bucket: str, prefix: str = "") -> Output:
+        return _OUTPUT.validate_python(
+            {"type": self.kind, "prefix": prefix, **self.output_fields(bucket)}
+        )
+
+    def destination(self, bucket: str, prefix: str = "", **environ: str) -> Destination:
+        """The destination of an output on this server; `environ` overrides variables."""
+        env = {**self.environment(), **RETRIES, **self.secrets(), **environ}
+        return self.output(bucket, prefix).open(f"{self.kind}_out", env)
 
     def new_bucket(self) -> str:
         name = f"b{uuid.uuid4().hex[:16]}"
@@ -86,10 +102,18 @@ class S3CloudServer(CloudServer):
 
     def output_fields(self, bucket: str) -> dict[str, Any]:
         return {
-            "endpoint_url": self.url,
-            "access_key_id": ACCESS_KEY_ID,
-            "secret_access_key": SECRET_ACCESS_KEY,
+            "bucket": bucket,
             "region": "us-east-1",
+            "endpoint_url_env": "TEST_S3_ENDPOINT",
+            "access_key_id_env": "TEST_S3_KEY",
+            "secret_access_key_env": "TEST_S3_SECRET",
+        }
+
+    def secrets(self) -> dict[str, str]:
+        return {
+            "TEST_S3_ENDPOINT": self.url,
+            "TEST_S3_KEY": ACCESS_KEY_ID,
+            "TEST_S3_SECRET": SECRET_ACCESS_KEY,
         }
 
     def create_bucket(self, name: str) -> None:
@@ -118,7 +142,10 @@ class GCSCloudServer(CloudServer):
         return {"STORAGE_EMULATOR_HOST": self.url}
 
     def output_fields(self, bucket: str) -> dict[str, Any]:
-        return {"credentials_json": signing_key_json(), "project": "test"}
+        return {"bucket": bucket, "project": "test", "credentials_json_env": "TEST_GCS_KEY"}
+
+    def secrets(self) -> dict[str, str]:
+        return {"TEST_GCS_KEY": signing_key_json()}
 
     def create_bucket(self, name: str) -> None:
         from google.auth.credentials import AnonymousCredentials
@@ -143,7 +170,14 @@ class AzureCloudServer(CloudServer):
         return azurite_command(self.port)
 
     def output_fields(self, bucket: str) -> dict[str, Any]:
-        return {"account_url": self.url, "account_key": AZURITE_KEY}
+        return {
+            "container": bucket,
+            "account_url_env": "TEST_AZ_URL",
+            "account_key_env": "TEST_AZ_KEY",
+        }
+
+    def secrets(self) -> dict[str, str]:
+        return {"TEST_AZ_URL": self.url, "TEST_AZ_KEY": AZURITE_KEY}
 
     def create_bucket(self, name: str) -> None:
         from azure.storage.blob import BlobServiceClient

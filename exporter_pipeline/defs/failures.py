@@ -36,7 +36,6 @@ from pydantic import ValidationError
 
 from exporter_pipeline.defs.exports import export_partitions_def
 from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
-from exporter_pipeline.defs.outputs import destination_for
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.execution import error_record as window_error_record
@@ -282,7 +281,7 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
         def destination_of(output: str) -> Destination:
             # Opened here, one output at a time: one output's missing variable must not
             # stop the notices of every other output.
-            return destination_for(output, definitions.outputs[output])
+            return definitions.outputs[output].open(output)
 
         reason = failure_reason(status.value, messages)
         written = report_failed_run(definitions, run, reason, started, is_later_run, destination_of)

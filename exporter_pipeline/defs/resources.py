@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 
 import dagster as dg
-from pydantic import TypeAdapter
+from pydantic import PrivateAttr, TypeAdapter
 
 from exporter_pipeline.destinations import Destination, destination_from_url
 from exporter_pipeline.destinations.outputs import Output
@@ -61,10 +61,12 @@ class OutputsResource(dg.ConfigurableResource):
     name: only that output's client is built and only its environment variables are read,
     so a run never touches another tenant's output or needs another tenant's secret. The
     config holds the outputs as validated JSON: types, buckets, prefixes and the *names*
-    of environment variables, never a secret.
+    of environment variables, never a secret. What a run opens is closed when it ends.
     """
 
     outputs_json: str = "{}"
+    # Destinations opened during this execution, by output name: reused, then closed.
+    _opened: dict[str, Destination] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def of(cls, outputs: Mapping[str, Output]) -> OutputsResource:
@@ -81,10 +83,20 @@ class OutputsResource(dg.ConfigurableResource):
         return outputs[name]
 
     def destination(self, name: str) -> Destination:
-        """The destination of output `name`, its credentials read from the environment."""
-        from exporter_pipeline.defs.outputs import destination_for
+        """The destination of output `name`, its credentials read now from the environment
+        (a missing variable is a PermanentDestinationError naming it)."""
+        if name not in self._opened:
+            self._opened[name] = self.output(name).open(name)
+        return self._opened[name]
 
-        return destination_for(name, self.output(name))
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A dict of its own per execution: copies of a resource may share private state.
+        self._opened = {}
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        opened, self._opened = list(self._opened.values()), {}
+        for destination in opened:
+            destination.close()
 
 
 _OUTPUTS: TypeAdapter[dict[str, Output]] = TypeAdapter(dict[str, Output])

@@ -1,8 +1,10 @@
 """An Azure Blob Storage container prefix as a destination.
 
-Uploads above `SINGLE_PUT_LIMIT` are staged as blocks and committed in one call at the
-end; an upload that fails before the commit leaves only uncommitted blocks, which are
-invisible and expire. Signed URLs are read-only blob SAS tokens made with the account key.
+Uploads above `SINGLE_PUT_LIMIT` are staged as blocks of `BLOCK_SIZE` and committed in
+one call at the end (both are given to the SDK's client); an upload that fails before the
+commit leaves only uncommitted blocks, which are invisible and expire. Signed URLs are
+read-only blob SAS tokens made with the account key. Passing faults are retried by the
+SDK's `ExponentialRetry` policy, configured on the client.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from azure.core import exceptions as azure_errors
-from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+from azure.storage.blob import (
+    BlobSasPermissions,
+    BlobServiceClient,
+    ExponentialRetry,
+    generate_blob_sas,
+)
 
 from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, ObjectInfo
-from exporter_pipeline.destinations.retry import RetryPolicy
 from exporter_pipeline.errors import (
     DestinationError,
     PermanentDestinationError,
@@ -26,8 +32,23 @@ from exporter_pipeline.errors import (
 T = TypeVar("T")
 SINGLE_PUT_LIMIT = 8 * 1024 * 1024
 BLOCK_SIZE = 4 * 1024 * 1024
-# The SDK's own retries are turned off per call: our policy does the waiting.
-NO_SDK_RETRY = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 120}
+# Given to the client, so they hold for every call: connect and read, in seconds.
+TIMEOUTS = {"connection_timeout": 10, "read_timeout": 120}
+
+
+def retry_policy(attempts: int) -> ExponentialRetry:
+    """The SDK's retries: `attempts` tries in all, waits of about 0.5, 2.5, 4.5, 8.5 s ...
+    (the SDK's default starts at 15 s), for connection errors, timeouts, 408, 429 and 5xx."""
+    retries = attempts - 1
+    return ExponentialRetry(
+        initial_backoff=0.5,  # type: ignore[arg-type]  # the SDK computes in float seconds
+        increment_base=2,
+        retry_total=retries,
+        random_jitter_range=1,
+        retry_connect=retries,
+        retry_read=retries,
+        retry_status=retries,
+    )
 
 
 def classify_azure_error(error: Exception, action: str, uri: str) -> DestinationError:
@@ -52,18 +73,46 @@ def classify_azure_error(error: Exception, action: str, uri: str) -> Destination
 class AzureBlobDestination(Destination):
     def __init__(
         self,
-        service: Any,
+        service: BlobServiceClient,
         container: str,
         prefix: str = "",
         account_key: str | None = None,
-        retry_policy: RetryPolicy | None = None,
+        attempts: int | None = None,
     ) -> None:
         self.service = service
         self.container_name = container
         self.container = service.get_container_client(container)
         self.prefix = prefix.strip("/")
         self.account_key = account_key
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.retries_note = f"gave up after {attempts} attempts" if attempts else ""
+
+    @classmethod
+    def connect(
+        cls,
+        container: str,
+        prefix: str = "",
+        *,
+        attempts: int,
+        account_url: str | None = None,
+        account_key: str | None = None,
+        connection_string: str | None = None,
+    ) -> AzureBlobDestination:
+        """A destination owning its client, from a connection string or a URL and key."""
+        options: dict[str, Any] = {
+            "max_single_put_size": SINGLE_PUT_LIMIT,
+            "max_block_size": BLOCK_SIZE,
+            "retry_policy": retry_policy(attempts),
+            **TIMEOUTS,
+        }
+        if connection_string:
+            service = BlobServiceClient.from_connection_string(connection_string, **options)
+            account_key = service.credential.account_key if service.credential else None
+        else:
+            service = BlobServiceClient(str(account_url), credential=account_key, **options)
+        return cls(service, container, prefix, account_key, attempts)
+
+    def close(self) -> None:
+        self.service.close()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -71,34 +120,31 @@ class AzureBlobDestination(Destination):
     def uri(self, key: str = "") -> str:
         return f"az://{self.container_name}/{self._key(key)}"
 
-    def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return call()
-            except azure_errors.ResourceNotFoundError as error:
-                if (
-                    action in ("download", "delete")
-                    and getattr(error, "error_code", None) == "BlobNotFound"
-                ):
-                    raise FileNotFoundError(f"no object at {self.uri(key)}") from None
-                raise classify_azure_error(error, action, self.uri(key)) from None
-            except azure_errors.AzureError as error:
-                raise classify_azure_error(error, action, self.uri(key)) from None
+    def _fail(self, error: Exception, action: str, key: str) -> DestinationError:
+        return self._given_up(classify_azure_error(error, action, self.uri(key)))
 
-        return self._retry(attempt)
+    def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except azure_errors.ResourceNotFoundError as error:
+            if action in ("download", "delete") and getattr(error, "error_code", None) == (
+                "BlobNotFound"
+            ):
+                raise FileNotFoundError(f"no object at {self.uri(key)}") from None
+            raise self._fail(error, action, key) from None
+        except azure_errors.AzureError as error:
+            raise self._fail(error, action, key) from None
 
     def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
         blob = self.container.get_blob_client(self._key(key))
         try:
-            blob.upload_blob(stream, length=size, overwrite=True, max_concurrency=1, **NO_SDK_RETRY)
+            blob.upload_blob(stream, length=size, overwrite=True, max_concurrency=1)
         except azure_errors.AzureError as error:
-            raise classify_azure_error(error, "upload", self.uri(key)) from None
+            raise self._fail(error, "upload", key) from None
 
     def download(self, key: str, local_path: Path) -> None:
         def fetch() -> None:
-            downloader = self.container.get_blob_client(self._key(key)).download_blob(
-                **NO_SDK_RETRY
-            )
+            downloader = self.container.get_blob_client(self._key(key)).download_blob()
             with open(local_path, "wb") as handle:
                 downloader.readinto(handle)
 
@@ -108,7 +154,7 @@ class AzureBlobDestination(Destination):
         strip = len(self.prefix) + 1 if self.prefix else 0
 
         def listing() -> list[ObjectInfo]:
-            blobs = self.container.list_blobs(name_starts_with=self._key(prefix), **NO_SDK_RETRY)
+            blobs = self.container.list_blobs(name_starts_with=self._key(prefix))
             found = [
                 ObjectInfo(b.name[strip:], int(b.size), b.last_modified.astimezone(UTC))
                 for b in blobs
@@ -119,9 +165,7 @@ class AzureBlobDestination(Destination):
 
     def delete(self, key: str) -> None:
         try:
-            self._call(
-                "delete", key, lambda: self.container.delete_blob(self._key(key), **NO_SDK_RETRY)
-            )
+            self._call("delete", key, lambda: self.container.delete_blob(self._key(key)))
         except FileNotFoundError:
             pass
 
@@ -133,7 +177,7 @@ class AzureBlobDestination(Destination):
             )
         blob = self.container.get_blob_client(self._key(key))
         token = generate_blob_sas(
-            account_name=self.service.account_name,
+            account_name=str(self.service.account_name),
             container_name=self.container_name,
             blob_name=self._key(key),
             account_key=self.account_key,

@@ -1,7 +1,11 @@
 """The `Destination` interface: one key space of files under a root (folder or bucket prefix).
 
 Keys are always '/'-separated and relative to the destination's root. Every write is
-atomic: a reader sees the old object or the whole new one, never a partial file.
+atomic: a reader sees the old object or the whole new one, never a partial file. Passing
+faults are retried by each cloud SDK, configured when its client is built; what reaches a
+caller is classified as retryable (the SDK gave up) or permanent.
+
+A destination owns its client: close it (or use it as a context manager) when done.
 """
 
 from __future__ import annotations
@@ -10,15 +14,19 @@ import abc
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from types import TracebackType
+from typing import BinaryIO, Self
 
-from exporter_pipeline.destinations.retry import RetryPolicy, call_with_retries
+from exporter_pipeline.errors import (
+    DestinationError,
+    PermanentDestinationError,
+    RetryableDestinationError,
+)
 
-T = TypeVar("T")
 # Seed 002: download links expire after 7 days (also S3's longest presigned lifetime).
 DEFAULT_URL_TTL = timedelta(days=7)
 CHECK_PREFIX = "_exporter_check/"
@@ -34,10 +42,28 @@ class ObjectInfo:
 class Destination(abc.ABC):
     """A folder or bucket prefix that holds files by key."""
 
-    retry_policy: RetryPolicy = RetryPolicy()
+    # What the SDK tried before an error reached us, said in messages: "gave up after ...".
+    retries_note = ""
 
-    def _retry(self, call: Callable[[], T]) -> T:
-        return call_with_retries(call, self.retry_policy)
+    def _given_up(self, error: DestinationError) -> DestinationError:
+        """A retryable error once the SDK's own retries are spent, saying how many there were."""
+        if isinstance(error, RetryableDestinationError) and self.retries_note:
+            return RetryableDestinationError(f"{error} ({self.retries_note})")
+        return error
+
+    def close(self) -> None:  # noqa: B027  # optional hook: a local folder holds nothing open
+        """Release the client's connections; a closed destination is not used again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @abc.abstractmethod
     def uri(self, key: str = "") -> str:
@@ -49,13 +75,9 @@ class Destination(abc.ABC):
         upload fails part way, nothing (or the old object) is at `key`, never a part."""
 
     def put_file(self, local_path: Path, key: str) -> None:
-        """Copy a local file to `key` atomically, replacing what was there (retried)."""
-
-        def attempt() -> None:
-            with open(local_path, "rb") as stream:
-                self.put_stream(stream, local_path.stat().st_size, key)
-
-        self._retry(attempt)
+        """Copy a local file to `key` atomically, replacing what was there."""
+        with open(local_path, "rb") as stream:
+            self.put_stream(stream, local_path.stat().st_size, key)
 
     def move_file(self, local_path: Path, key: str) -> None:
         """Like put_file, for a local file that is no longer needed afterwards."""
@@ -91,8 +113,6 @@ class Destination(abc.ABC):
         self.put_bytes(payload, key)
         try:
             if self.get_bytes(key) != payload:
-                from exporter_pipeline.errors import PermanentDestinationError
-
                 raise PermanentDestinationError(f"{self.uri(key)}: read back other bytes")
         finally:
             self.delete(key)

@@ -3,12 +3,12 @@
 Uploads above `RESUMABLE_CHUNK` go as a resumable session, which GCS turns into an
 object only when the last chunk arrives; smaller ones are a single request. Either way
 a failure leaves no partial object. Signed URLs are V4, signed locally with the service
-account's key (no call to Google).
+account's key (no call to Google). Passing faults are retried by the SDK (`retry=` on each
+call, google's exponential backoff up to a deadline).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -16,9 +16,10 @@ from typing import Any, BinaryIO, TypeVar
 
 import requests
 from google.api_core import exceptions as google_errors
+from google.api_core.retry import Retry
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, ObjectInfo
-from exporter_pipeline.destinations.retry import RetryPolicy
 from exporter_pipeline.errors import (
     DestinationError,
     PermanentDestinationError,
@@ -45,6 +46,14 @@ RETRYABLE = (
 
 
 def classify_gcs_error(error: Exception, action: str, uri: str) -> DestinationError:
+    if isinstance(error, google_errors.RetryError):
+        # The SDK's retries ran out of time: what counts is the last fault, which the
+        # predicate found passing.
+        last = error.cause
+        name = type(last).__name__ if last is not None else "RetryError"
+        status = getattr(getattr(last, "response", None), "status_code", None)
+        name = f"{name} {status}" if isinstance(status, int) else name
+        return RetryableDestinationError(f"GCS {action} failed for {uri}: {name}")
     name = type(error).__name__
     message = f"GCS {action} failed for {uri}: {name}"
     if isinstance(error, PERMANENT):
@@ -57,6 +66,12 @@ def classify_gcs_error(error: Exception, action: str, uri: str) -> DestinationEr
     return DestinationError(message)
 
 
+def retry_within(seconds: float) -> Retry:
+    """The SDK's retry (connection errors, 429, 5xx), from 0.5 s doubling up to 20 s between
+    attempts, given up after `seconds` in all."""
+    return DEFAULT_RETRY.with_delay(initial=0.5, maximum=20.0, multiplier=2.0).with_timeout(seconds)
+
+
 class GCSDestination(Destination):
     def __init__(
         self,
@@ -64,13 +79,51 @@ class GCSDestination(Destination):
         bucket: str,
         prefix: str = "",
         signer: Any = None,
-        retry_policy: RetryPolicy | None = None,
+        *,
+        retry: Retry = DEFAULT_RETRY,
+        signing_endpoint: str | None = None,
     ) -> None:
         self.client = client
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
         self.signer = signer
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry = retry
+        # The host signed URLs point at, when not Google's (the emulator).
+        self.signing_endpoint = signing_endpoint
+        self.retries_note = f"gave up after retrying for {retry.timeout:g} s"
+
+    @classmethod
+    def connect(
+        cls,
+        bucket: str,
+        prefix: str = "",
+        *,
+        retry_s: float,
+        project: str | None = None,
+        credentials_json: str | None = None,
+        endpoint: str | None = None,
+    ) -> GCSDestination:
+        """A destination with its own client. With an `endpoint` (the emulator) calls are
+        anonymous and the service account key, if any, only signs URLs."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        signer = service_account_key(credentials_json) if credentials_json else None
+        project = project or (signer.project_id if signer else None)
+        if endpoint:
+            client = storage.Client(
+                project=project or "exporter-pipeline",
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": endpoint},
+            )
+        else:  # the key if given, else Google's application default credentials
+            client = storage.Client(project=project, credentials=signer)
+        return cls(
+            client, bucket, prefix, signer, retry=retry_within(retry_s), signing_endpoint=endpoint
+        )
+
+    def close(self) -> None:
+        self.client.close()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -81,46 +134,49 @@ class GCSDestination(Destination):
     def _blob(self, key: str) -> Any:
         return self.client.bucket(self.bucket_name).blob(self._key(key))
 
-    def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return call()
-            except requests.exceptions.RequestException as error:
-                raise classify_gcs_error(error, action, self.uri(key)) from None
-            except google_errors.NotFound:
-                if action in ("download", "delete"):
-                    raise FileNotFoundError(f"no object at {self.uri(key)}") from None
-                raise PermanentDestinationError(
-                    f"GCS {action} failed for {self.uri(key)}: bucket or object not found"
-                ) from None
-            except OSError as error:
-                if isinstance(error, ConnectionError | TimeoutError):
-                    raise classify_gcs_error(error, action, self.uri(key)) from None
-                raise
-            except Exception as error:
-                raise classify_gcs_error(error, action, self.uri(key)) from None
+    def _fail(self, error: Exception, action: str, key: str) -> DestinationError:
+        return self._given_up(classify_gcs_error(error, action, self.uri(key)))
 
-        return self._retry(attempt)
+    def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except requests.exceptions.RequestException as error:
+            raise self._fail(error, action, key) from None
+        except google_errors.NotFound:
+            if action in ("download", "delete"):
+                raise FileNotFoundError(f"no object at {self.uri(key)}") from None
+            raise PermanentDestinationError(
+                f"GCS {action} failed for {self.uri(key)}: bucket or object not found"
+            ) from None
+        except OSError as error:
+            if isinstance(error, ConnectionError | TimeoutError):
+                raise self._fail(error, action, key) from None
+            raise
+        except Exception as error:
+            raise self._fail(error, action, key) from None
 
     def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
         blob = self._blob(key)
         blob.chunk_size = RESUMABLE_CHUNK if size > RESUMABLE_CHUNK else None
         try:
-            blob.upload_from_file(stream, size=size, retry=None, timeout=TIMEOUT)
+            # Retried without a generation precondition, which the SDK asks for by default:
+            # the run owns this key and re-sends the same whole object, so a retry after
+            # an answer that was lost writes the same bytes again.
+            blob.upload_from_file(stream, size=size, retry=self.retry, timeout=TIMEOUT)
         except (google_errors.GoogleAPICallError, requests.exceptions.RequestException) as error:
             # (requests' errors are OSErrors too: they must not pass for a local read error)
-            raise classify_gcs_error(error, "upload", self.uri(key)) from None
+            raise self._fail(error, "upload", key) from None
         except OSError:
             raise  # the local stream failed; the upload was never completed
         except Exception as error:
-            raise classify_gcs_error(error, "upload", self.uri(key)) from None
+            raise self._fail(error, "upload", key) from None
 
     def download(self, key: str, local_path: Path) -> None:
         self._call(
             "download",
             key,
             lambda: self._blob(key).download_to_filename(
-                str(local_path), retry=None, timeout=TIMEOUT
+                str(local_path), retry=self.retry, timeout=TIMEOUT
             ),
         )
 
@@ -129,7 +185,7 @@ class GCSDestination(Destination):
 
         def listing() -> list[ObjectInfo]:
             blobs = self.client.list_blobs(
-                self.bucket_name, prefix=self._key(prefix), retry=None, timeout=TIMEOUT
+                self.bucket_name, prefix=self._key(prefix), retry=self.retry, timeout=TIMEOUT
             )
             found = [
                 ObjectInfo(
@@ -143,7 +199,9 @@ class GCSDestination(Destination):
 
     def delete(self, key: str) -> None:
         try:
-            self._call("delete", key, lambda: self._blob(key).delete(retry=None, timeout=TIMEOUT))
+            self._call(
+                "delete", key, lambda: self._blob(key).delete(retry=self.retry, timeout=TIMEOUT)
+            )
         except FileNotFoundError:
             pass
 
@@ -153,10 +211,22 @@ class GCSDestination(Destination):
                 f"GCS signed URL for {self.uri(key)}: the output has no service account "
                 "credentials to sign with (set credentials_json_env)"
             )
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        extra = {"api_access_endpoint": emulator} if emulator else {}
+        endpoint = self.signing_endpoint
+        extra = {"api_access_endpoint": endpoint} if endpoint else {}
         return str(
             self._blob(key).generate_signed_url(
                 version="v4", expiration=expires, method="GET", credentials=self.signer, **extra
             )
         )
+
+
+def service_account_key(credentials_json: str) -> Any:
+    """Service account credentials from a key file's JSON text (never echoed in errors)."""
+    import json
+
+    from google.oauth2 import service_account
+
+    try:
+        return service_account.Credentials.from_service_account_info(json.loads(credentials_json))
+    except (ValueError, KeyError):
+        raise PermanentDestinationError("credentials_json is not a service account key") from None

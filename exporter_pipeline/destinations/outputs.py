@@ -1,16 +1,26 @@
 """The named outputs of a definitions file: where export files go (pure models).
 
 An output names the environment variables that hold its secrets (`*_env`); the values are
-read only when a run opens that one output (`defs.resources.OutputsResource`).
+read only when that one output is opened (`open`, called by the run's
+`defs.resources.OutputsResource` or the command line). Each backend module, and its cloud
+SDK, is imported only then, so loading the models stays light.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from exporter_pipeline.errors import PermanentDestinationError
 from exporter_pipeline.names import name_problem
+from exporter_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from exporter_pipeline.destinations.base import Destination
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
@@ -37,12 +47,35 @@ class _OutputBase(StrictModel):
     def _tenant(cls, tenant: str | None) -> str | None:
         return None if tenant is None else named("tenant", tenant)
 
+    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+        """The destination of this output, called `name`, its secrets read now from
+        `environ` (the process environment by default). The caller closes it."""
+        raise NotImplementedError
+
+    def _env(self, name: str, field: str, environ: Mapping[str, str]) -> str | None:
+        """The value of the variable named by `field` (None if the field is unset); a
+        missing variable is an error naming the output and the variable, never a value."""
+        env_name: str | None = getattr(self, field)
+        if env_name is None:
+            return None
+        value = environ.get(env_name)
+        if not value:
+            raise PermanentDestinationError(
+                f"output {name!r}: environment variable {env_name} is not set"
+            )
+        return value
+
 
 class LocalOutput(_OutputBase):
     type: Literal["local"]
     path: str
     # Outputs we manage: retention and erasure may rewrite or remove files there.
     managed: bool = True
+
+    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+        from exporter_pipeline.destinations.local import LocalDestination
+
+        return LocalDestination(Path(self.path))
 
 
 class S3Output(_OutputBase):
@@ -55,6 +88,20 @@ class S3Output(_OutputBase):
     secret_access_key_env: EnvName | None = None
     managed: bool = False
 
+    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+        from exporter_pipeline.destinations.s3 import S3Destination
+
+        env = os.environ if environ is None else environ
+        return S3Destination.connect(
+            self.bucket,
+            self.prefix,
+            attempts=Settings.from_env(env).destination_attempts,
+            region=self.region,
+            endpoint_url=self._env(name, "endpoint_url_env", env),
+            access_key_id=self._env(name, "access_key_id_env", env),
+            secret_access_key=self._env(name, "secret_access_key_env", env),
+        )
+
 
 class GCSOutput(_OutputBase):
     type: Literal["gcs"]
@@ -64,6 +111,25 @@ class GCSOutput(_OutputBase):
     credentials_json_env: EnvName | None = None
     endpoint_url_env: EnvName | None = None
     managed: bool = False
+
+    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+        from exporter_pipeline.destinations.gcs import GCSDestination
+
+        env = os.environ if environ is None else environ
+        settings = Settings.from_env(env)
+        credentials_json = self._env(name, "credentials_json_env", env)
+        endpoint = self._env(name, "endpoint_url_env", env) or settings.storage_emulator_host
+        try:
+            return GCSDestination.connect(
+                self.bucket,
+                self.prefix,
+                retry_s=settings.destination_retry_s,
+                project=self.project,
+                credentials_json=credentials_json,
+                endpoint=endpoint or None,
+            )
+        except PermanentDestinationError as error:  # the key is not a service account key
+            raise PermanentDestinationError(f"output {name!r}: {error}") from None
 
 
 class AzureOutput(_OutputBase):
@@ -76,6 +142,31 @@ class AzureOutput(_OutputBase):
     account_key_env: EnvName | None = None
     connection_string_env: EnvName | None = None
     managed: bool = False
+
+    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+        from exporter_pipeline.destinations.azure import AzureBlobDestination
+
+        env = os.environ if environ is None else environ
+        attempts = Settings.from_env(env).destination_attempts
+        connection_string = self._env(name, "connection_string_env", env)
+        if connection_string:
+            return AzureBlobDestination.connect(
+                self.container, self.prefix, attempts=attempts, connection_string=connection_string
+            )
+        account_url = self._env(name, "account_url_env", env) or self.account_url
+        account_key = self._env(name, "account_key_env", env)
+        if not (account_url and account_key):
+            raise PermanentDestinationError(
+                f"output {name!r}: an Azure output needs account_url and account_key_env, "
+                "or connection_string_env"
+            )
+        return AzureBlobDestination.connect(
+            self.container,
+            self.prefix,
+            attempts=attempts,
+            account_url=account_url,
+            account_key=account_key,
+        )
 
 
 Output = Annotated[LocalOutput | S3Output | GCSOutput | AzureOutput, Field(discriminator="type")]

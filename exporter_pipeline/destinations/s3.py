@@ -2,6 +2,8 @@
 
 `upload_file` sends large files as a multipart upload that S3 commits only when every
 part has arrived (and aborts on failure), so a final key never holds a partial object.
+Passing faults (connection errors, 5xx, throttling) are retried by botocore's "standard"
+retry mode, each request on its own (one part of a multipart upload, not the whole file).
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from typing import Any, BinaryIO, TypeVar
 import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, ObjectInfo
-from exporter_pipeline.destinations.retry import RetryPolicy
 from exporter_pipeline.errors import (
     DestinationError,
     PermanentDestinationError,
     RetryableDestinationError,
 )
+from exporter_pipeline.settings import Settings
 
 T = TypeVar("T")
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10, 120
 
 PERMANENT_CODES = {
     "AccessDenied",
@@ -57,18 +61,55 @@ def classify_s3_error(error: Exception, action: str, uri: str) -> DestinationErr
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 
+def client_config(attempts: int) -> Config:
+    """botocore's own retries: "standard" mode (exponential backoff with jitter, a retry
+    quota), `attempts` tries of each request in all (botocore's `max_attempts` would count
+    the retries only)."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+    )
+
+
 class S3Destination(Destination):
-    def __init__(
-        self, client: Any, bucket: str, prefix: str = "", retry_policy: RetryPolicy | None = None
-    ) -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.retry_policy = retry_policy or RetryPolicy()
+        attempts = (client.meta.config.retries or {}).get("total_max_attempts")
+        self.retries_note = f"gave up after {attempts} attempts" if attempts else ""
+
+    @classmethod
+    def connect(
+        cls,
+        bucket: str,
+        prefix: str = "",
+        *,
+        attempts: int,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> S3Destination:
+        """A destination with its own client; keys left out come from the AWS environment."""
+        client = boto3.session.Session().client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=client_config(attempts),
+        )
+        return cls(client, bucket, prefix)
 
     @classmethod
     def from_environment(cls, bucket: str, prefix: str = "") -> S3Destination:
-        return cls(boto3.session.Session().client("s3"), bucket, prefix)
+        """Credentials and endpoint from the standard AWS environment variables."""
+        return cls.connect(bucket, prefix, attempts=Settings.from_env().destination_attempts)
+
+    def close(self) -> None:
+        self.client.close()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -77,19 +118,16 @@ class S3Destination(Destination):
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return call()
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                    raise FileNotFoundError(f"no object at {self.uri(key)}") from None
-                raise classify_s3_error(error, action, self.uri(key)) from None
-            except (OSError, FileNotFoundError):
-                raise
-            except Exception as error:
-                raise classify_s3_error(error, action, self.uri(key)) from None
-
-        return self._retry(attempt)
+        try:
+            return call()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise FileNotFoundError(f"no object at {self.uri(key)}") from None
+            raise self._given_up(classify_s3_error(error, action, self.uri(key))) from None
+        except OSError:
+            raise  # a local file could not be read or written
+        except Exception as error:
+            raise self._given_up(classify_s3_error(error, action, self.uri(key))) from None
 
     def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False)
@@ -98,7 +136,7 @@ class S3Destination(Destination):
         except OSError:
             raise  # reading the local stream failed; the upload was aborted
         except Exception as error:
-            raise classify_s3_error(error, "upload", self.uri(key)) from None
+            raise self._given_up(classify_s3_error(error, "upload", self.uri(key))) from None
 
     def download(self, key: str, local_path: Path) -> None:
         self._call(

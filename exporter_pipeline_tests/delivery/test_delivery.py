@@ -96,12 +96,13 @@ class Deployment:
 
     def tick(self, cursor: str | None = None) -> list[dg.RunRequest]:
         sensor = self.defs.resolve_sensor_def("deliver_out_sensor")
-        context = dg.build_sensor_context(
+        # Opened as the daemon does: the outputs resource closes what a tick opened.
+        with dg.build_sensor_context(
             instance=self.instance,
             cursor=cursor if cursor is not None else self.cursor,
             resources=self.defs.resources,
-        )
-        result = sensor.evaluate_tick(context)
+        ) as context:
+            result = sensor.evaluate_tick(context)
         self.cursor = result.cursor
         return list(result.run_requests or [])
 

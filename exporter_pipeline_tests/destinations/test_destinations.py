@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
@@ -55,6 +56,11 @@ class FailingStream(io.RawIOBase):
         return count
 
 
+def failing_reader() -> BinaryIO:
+    """A buffered reader over a FailingStream that breaks half way through BIG bytes."""
+    return cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, FailingStream(BIG // 2))))
+
+
 @pytest.fixture(params=KINDS)
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destination]:
     if request.param == "local":
@@ -62,7 +68,8 @@ def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dest
         return
     servers: dict[str, CloudServer] = request.getfixturevalue("cloud_servers")
     server = servers[request.param]
-    yield server.resource(server.new_bucket(), prefix="some/prefix").destination()
+    with server.destination(server.new_bucket(), prefix="some/prefix") as opened:
+        yield opened
 
 
 class TestDestinationContract:
@@ -108,12 +115,12 @@ class TestDestinationContract:
 
     def test_failed_upload_leaves_nothing_at_the_final_key(self, destination: Destination) -> None:
         with pytest.raises(OSError, match="simulated read error"):
-            destination.put_stream(io.BufferedReader(FailingStream(BIG // 2)), BIG, "new.bin")
+            destination.put_stream(failing_reader(), BIG, "new.bin")
         assert not destination.exists("new.bin")
         # Over an existing object, the old one stays whole.
         destination.put_bytes(b"old", "kept.bin")
         with pytest.raises(OSError, match="simulated read error"):
-            destination.put_stream(io.BufferedReader(FailingStream(BIG // 2)), BIG, "kept.bin")
+            destination.put_stream(failing_reader(), BIG, "kept.bin")
         assert destination.get_bytes("kept.bin") == b"old"
         assert [o.key for o in destination.list()] == ["kept.bin"]
 
@@ -131,7 +138,7 @@ class TestDestinationContract:
 
 def test_azurite_refuses_tampered_and_expired_sas(cloud_servers: dict[str, CloudServer]) -> None:
     server = cloud_servers["azure"]
-    destination = server.resource(server.new_bucket()).destination()
+    destination = server.destination(server.new_bucket())
     destination.put_bytes(b"private", "f.csv")
     good = destination.signed_url("f.csv")
     with urllib.request.urlopen(good, timeout=10) as response:
@@ -151,7 +158,7 @@ def test_azurite_refuses_tampered_and_expired_sas(cloud_servers: dict[str, Cloud
 def test_missing_bucket_is_a_permanent_error(
     kind: str, cloud_servers: dict[str, CloudServer]
 ) -> None:
-    destination = cloud_servers[kind].resource("no-such-bucket-here").destination()
+    destination = cloud_servers[kind].destination("no-such-bucket-here")
     with pytest.raises(PermanentDestinationError) as error:
         destination.put_bytes(b"x", "k.csv")
     assert "no-such-bucket-here/k.csv" in str(error.value)
@@ -160,12 +167,35 @@ def test_missing_bucket_is_a_permanent_error(
 def test_azure_wrong_key_is_a_permanent_error(cloud_servers: dict[str, CloudServer]) -> None:
     server = cloud_servers["azure"]
     wrong = "d3Jvbmcga2V5IGZvciB0ZXN0cw=="  # base64 of "wrong key for tests"
-    destination = server.resource(server.new_bucket(), account_key=wrong).destination()
+    destination = server.destination(server.new_bucket(), TEST_AZ_KEY=wrong)
     with pytest.raises(PermanentDestinationError) as error:
         destination.put_bytes(b"x", "k.csv")
     assert str(error.value).startswith("Azure upload failed for az://")
     assert str(error.value).endswith("(403 AuthorizationFailure)")
     assert wrong not in str(error.value)
+
+
+def test_azure_large_upload_is_committed_as_blocks(
+    cloud_servers: dict[str, CloudServer], tmp_path: Path
+) -> None:
+    from exporter_pipeline.destinations.azure import BLOCK_SIZE, AzureBlobDestination
+
+    server = cloud_servers["azure"]
+    payload = os.urandom(BIG)
+    (tmp_path / "big").write_bytes(payload)
+    with server.destination(server.new_bucket(), prefix="p") as destination:
+        assert isinstance(destination, AzureBlobDestination)
+        destination.put_file(tmp_path / "big", "big.bin")
+        destination.put_bytes(b"small", "small.bin")
+        committed, uncommitted = destination.container.get_blob_client("p/big.bin").get_block_list(
+            "all"
+        )
+        assert [b.size for b in committed] == [BLOCK_SIZE] * (BIG // BLOCK_SIZE)
+        assert uncommitted == []
+        # Below the single-put limit one request writes the blob: no block list.
+        small, _ = destination.container.get_blob_client("p/small.bin").get_block_list("all")
+        assert small == []
+        assert destination.get_bytes("big.bin") == payload
 
 
 def test_local_put_leaves_no_temporary_and_rejects_escapes(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ def test_ui_launch_backfill_sensor_and_schedule(
     manifests = sorted(p.name for p in (out / "daily/_manifests").glob("*.json"))
     assert len(data) == 96 and data[24] == "2026-10-02-00-00.csv"
     assert manifests == [f"2026-10-0{d}-00-00_2026-10-0{d + 1}-00-00.json" for d in (1, 2, 3, 4)]
-    s3_keys = [o.key for o in facts["s3"].resource(facts["bucket"]).destination().list()]
+    s3_keys = [o.key for o in facts["s3"].destination(facts["bucket"]).list()]
     assert s3_keys == [
         "hourly/2026-10-02-05-00.parquet",
         "hourly/_manifests/2026-10-02-05-00_2026-10-02-06-00.json",
