@@ -15,7 +15,6 @@ import pytest
 from exporter_pipeline_tests.cloud import CLOUD_SERVERS, CloudServer
 from exporter_pipeline_tests.servers import free_port, moto_command, server_process
 
-
 # Fixtures that start a real server (a subprocess, or a socket served from a thread). A test
 # needing one of them, directly or through another fixture, is in the `servers` tier.
 SERVER_FIXTURES = frozenset(
