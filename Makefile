@@ -34,8 +34,9 @@ test: setup instance test-servers
 
 # The unit tier only (no server, no slow subprocess): under a minute on two cores. The
 # tiers are given in exporter_pipeline_tests/conftest.py; `make test` runs all of them.
+# `--dist load` (not the default loadfile): no unit file then holds one worker alone.
 test-fast: setup instance
-	.venv/bin/pytest -m unit
+	.venv/bin/pytest -m unit --dist load
 
 lint:
 	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests benchmarks
