@@ -4,7 +4,7 @@ UV := python3 -m uv
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 
-.PHONY: setup instance test-servers demo test lint ui
+.PHONY: setup instance test-servers demo test test-fast lint ui
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -31,6 +31,12 @@ test: setup instance test-servers
 	.venv/bin/mypy
 	.venv/bin/dagster definitions validate -w workspace.yaml
 	.venv/bin/pytest
+
+# The unit tier only (no server, no slow subprocess): under a minute on two cores. The
+# tiers are given in exporter_pipeline_tests/conftest.py; `make test` runs all of them.
+# `--dist load` (not the default loadfile): no unit file then holds one worker alone.
+test-fast: setup instance
+	.venv/bin/pytest -m unit --dist load
 
 lint:
 	.venv/bin/ruff check exporter_pipeline exporter_pipeline_tests benchmarks

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real S3-compatible server (moto in server mode) and tmp landing/lake."""
+"""Shared fixtures: a real S3-compatible server (moto in server mode) and tmp landing/lake;
+and the test tiers (`unit`, `servers`, `e2e`), given to every test at collection."""
 
 from __future__ import annotations
 
@@ -13,6 +14,71 @@ import pytest
 
 from exporter_pipeline_tests.cloud import CLOUD_SERVERS, CloudServer
 from exporter_pipeline_tests.servers import free_port, moto_command, server_process
+
+# Fixtures that start a real server (a subprocess, or a socket served from a thread). A test
+# needing one of them, directly or through another fixture, is in the `servers` tier.
+SERVER_FIXTURES = frozenset(
+    {
+        "s3_server",  # moto in server mode
+        "cloud_servers",  # moto, the GCS emulator and Azurite
+        "private_cloud",  # one of those, started for a single test
+        "receiver",  # the webhook receiver (delivery/conftest.py)
+        "smtp_server",  # aiosmtpd (delivery/conftest.py)
+        "servers",  # loopback HTTP(S) servers (hostile/test_webhooks.py)
+        "postgres",  # PostgreSQL (e2e/conftest.py)
+    }
+)
+TIERS = ("unit", "servers", "e2e")
+E2E_FOLDER = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, unless it carries one already: `e2e` under e2e/,
+    `servers` when it uses a server fixture, `unit` otherwise. `item.fixturenames` is
+    the whole closure, so a fixture that depends on a server fixture counts too.
+    Fixtures requested at run time (`request.getfixturevalue`) are not in it: such a
+    test marks itself (see destinations/test_destinations.py)."""
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        if E2E_FOLDER in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+        elif SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
+class TierGuard:
+    """A `unit` test that starts a server at run time, where the rule above cannot see it
+    (`request.getfixturevalue`), is in the wrong tier: it fails with the fix rather than
+    slowing the unit tier down. A plugin, not conftest hooks: those are not called for
+    session-scoped fixtures, whose node is above this folder."""
+
+    def __init__(self) -> None:
+        self.item: pytest.Item | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        self.item = item
+
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[object]) -> None:
+        item = self.item
+        if (
+            item is not None
+            and fixturedef.argname in SERVER_FIXTURES
+            and fixturedef.argname not in getattr(item, "fixturenames", ())
+            and item.get_closest_marker("unit")
+        ):
+            pytest.fail(
+                f"{item.nodeid} starts the server fixture {fixturedef.argname!r} at run "
+                "time: mark it `servers`",
+                pytrace=False,
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(TierGuard(), "exporter-tier-guard")
 
 
 @dataclass(frozen=True)

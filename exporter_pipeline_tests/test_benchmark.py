@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = [
     "ingest (product)",
@@ -24,6 +26,7 @@ STEPS = [
 ]
 
 
+@pytest.mark.servers  # about 30 fresh processes, each loading Dagster: slow, not a unit
 def test_benchmark_command_prints_every_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [

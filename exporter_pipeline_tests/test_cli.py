@@ -19,6 +19,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_simulate_writes_landing_files(tmp_path: Path) -> None:
     done = run(
         "simulate",
@@ -67,6 +68,7 @@ def test_simulate_rejects_unknown_format(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_validate_accepts_an_empty_file_and_refuses_a_missing_one(tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("")
     done = run("validate", "empty.yaml", cwd=tmp_path)
@@ -75,6 +77,7 @@ def test_validate_accepts_an_empty_file_and_refuses_a_missing_one(tmp_path: Path
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "absent.yaml: no such file\n")
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_validate_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("outputs: [1]\nexports: {a: 1}\nextra: true\n")
     done = run("validate", "bad.yaml", cwd=tmp_path)
@@ -89,6 +92,7 @@ def test_validate_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     assert done.returncode == 1 and done.stderr.startswith("broken.yaml: not valid YAML")
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_validate_checks_the_export_schema(tmp_path: Path) -> None:
     (tmp_path / "exports.yaml").write_text(
         "outputs: {local: {type: local, path: out}}\n"
@@ -112,6 +116,7 @@ def test_validate_checks_the_export_schema(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_test_output_checks_a_local_output(tmp_path: Path) -> None:
     (tmp_path / "exports.yaml").write_text("outputs: {here: {type: local, path: out}}\n")
     done = run("test-output", "here", "--file", "exports.yaml", cwd=tmp_path)
@@ -125,6 +130,7 @@ def test_test_output_checks_a_local_output(tmp_path: Path) -> None:
     assert missing.stderr.strip() == "exports.yaml: no output named 'there' (outputs: here)"
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_test_output_names_a_missing_environment_variable(tmp_path: Path) -> None:
     (tmp_path / "exports.yaml").write_text(
         "outputs: {s3: {type: s3, bucket: b, access_key_id_env: NOT_SET_ANYWHERE_KEY}}\n"

@@ -106,6 +106,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return project
 
 
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
 def test_three_day_backfill_is_one_run_with_72_files_and_3_manifests(project: Project) -> None:
     asset = project.defs.resolve_assets_def(dg.AssetKey(["exports", "daily_raw"]))
     assert asset.backfill_policy == dg.BackfillPolicy.multi_run(10)
@@ -138,6 +139,7 @@ def test_three_day_backfill_is_one_run_with_72_files_and_3_manifests(project: Pr
     assert checks[0].metadata["expected_rows"].value == checks[0].metadata["exported_rows"].value
 
 
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
 def test_job_runs_carry_export_and_tenant_tags(project: Project) -> None:
     result = project.run_export("daily_metrics", partition_key="2026-10-02")
     assert result.success
@@ -162,6 +164,7 @@ def test_partitions_follow_cadence_and_end(tmp_path: Path) -> None:
     assert weekly.get_partition_keys() == ["2026-10-05", "2026-10-12", "2026-10-19"]
 
 
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
 def test_on_demand_job_exports_an_exact_window(project: Project) -> None:
     job = project.defs.resolve_job_def("export_on_demand")
     config = {
@@ -196,6 +199,7 @@ def test_on_demand_job_exports_an_exact_window(project: Project) -> None:
     assert manifest["columns"] == ["event_id", "event_time", "tenant"]
 
 
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
 def test_on_demand_job_rejects_a_bad_request_clearly(project: Project) -> None:
     job = project.defs.resolve_job_def("export_on_demand")
     config = {
@@ -226,6 +230,7 @@ def test_on_demand_job_rejects_a_bad_request_clearly(project: Project) -> None:
     )
 
 
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
 def test_late_raw_hour_makes_the_window_stale_and_triggers_opt_in_reexport(
     project: Project,
 ) -> None:

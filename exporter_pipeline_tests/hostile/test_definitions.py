@@ -676,6 +676,7 @@ def validate(path: str, cwd: Path) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "latin1.yaml").write_bytes("exports: []\n# café\n".encode("latin-1"))
     assert validate("latin1.yaml", tmp_path) == (
@@ -685,15 +686,18 @@ def test_cli_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_refuses_a_directory(tmp_path: Path) -> None:
     (tmp_path / "defs").mkdir()
     assert validate("defs", tmp_path) == (1, "", "defs: is a directory, not a definitions file\n")
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_refuses_a_missing_file(tmp_path: Path) -> None:
     assert validate("nofile.yaml", tmp_path) == (1, "", "nofile.yaml: no such file\n")
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_refuses_a_path_through_a_file(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
     assert validate("plain/exports.yaml", tmp_path) == (
@@ -703,6 +707,7 @@ def test_cli_refuses_a_path_through_a_file(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_cli_refuses_an_unreadable_file(tmp_path: Path) -> None:
     (tmp_path / "secret.yaml").write_text("exports: []\n")
@@ -714,6 +719,7 @@ def test_cli_refuses_an_unreadable_file(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_reports_a_yaml_date_python_cannot_hold(tmp_path: Path) -> None:
     body = yaml.safe_dump(doc(export()), sort_keys=False).replace("'2026-11-01'", "0000-01-01")
     (tmp_path / "defs.yaml").write_text(body)
@@ -725,6 +731,7 @@ def test_cli_reports_a_yaml_date_python_cannot_hold(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_reports_a_yaml_date_out_of_range(tmp_path: Path) -> None:
     body = yaml.safe_dump(doc(export()), sort_keys=False).replace("'2026-11-01'", "0001-01-01")
     (tmp_path / "defs.yaml").write_text(body)
@@ -735,6 +742,7 @@ def test_cli_reports_a_yaml_date_out_of_range(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.servers  # runs the console script: a process loading Dagster
 def test_cli_reports_yaml_nested_too_deeply(tmp_path: Path) -> None:
     (tmp_path / "deep.yaml").write_text("exports: " + "[" * 5000 + "]" * 5000 + "\n")
     assert validate("deep.yaml", tmp_path) == (

@@ -293,6 +293,7 @@ RUNS = [
 ]
 
 
+@pytest.mark.servers  # each query runs in the DuckDB child process
 @pytest.mark.parametrize(("sql", "expected"), RUNS, ids=[f"{n:02d}" for n in range(len(RUNS))])
 def test_queries_that_run_see_only_the_tenant(
     sql: str, expected: Any, marked: Marked, tmp_path: Path
@@ -349,6 +350,7 @@ CAPS = [
 ]
 
 
+@pytest.mark.servers  # each query runs in the DuckDB child process
 @pytest.mark.parametrize(("sql", "limits", "cap"), CAPS, ids=[c[2] for c in CAPS])
 def test_caps_stop_the_query_while_another_tenant_exports(
     sql: str, limits: dict[str, Any], cap: str, marked: Marked, tmp_path: Path
@@ -398,6 +400,7 @@ def test_caps_stop_the_query_while_another_tenant_exports(
     assert leftovers == []
 
 
+@pytest.mark.servers  # a whole Dagster run, query in the DuckDB child
 def test_a_dagster_run_of_a_hostile_query_records_no_marker(marked: Marked, tmp_path: Path) -> None:
     """Through the job: event log, metadata, run config and tags never hold the marker."""
     from exporter_pipeline.definitions import build_definitions

@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 import yaml
 
 from exporter_pipeline.definitions import build_definitions
@@ -80,6 +81,7 @@ def busiest_user(privacy: Privacy, tenant: str) -> str:
     ).fetchall()[0][0]
 
 
+@pytest.mark.servers  # whole Dagster jobs (execute_in_process)
 def test_user_data_export_holds_exactly_the_users_rows(tmp_path: Path) -> None:
     privacy = Privacy(tmp_path)
     user = busiest_user(privacy, "acme")
@@ -142,6 +144,7 @@ def quarantine_text(privacy: Privacy) -> str:
     )
 
 
+@pytest.mark.servers  # whole Dagster jobs (execute_in_process)
 def test_erasure_removes_the_user_everywhere_we_manage(tmp_path: Path) -> None:
     privacy = Privacy(tmp_path)
     user = busiest_user(privacy, "acme")
@@ -216,6 +219,7 @@ def test_erasure_removes_the_user_everywhere_we_manage(tmp_path: Path) -> None:
     assert "late-other" in ids and "late-user" not in ids
 
 
+@pytest.mark.servers  # whole Dagster jobs (execute_in_process)
 def test_retention_removes_exactly_what_is_past_its_age(tmp_path: Path) -> None:
     privacy = Privacy(tmp_path)
     assert privacy.run("export_acme_raw", partition_key="2026-10-01-00:00").success
