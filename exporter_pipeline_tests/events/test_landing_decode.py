@@ -112,13 +112,17 @@ def test_odd_lines_stage_the_same_rows_either_way(tmp_path: Path) -> None:
     assert by_id["spaced"]["data"] == '{"k":1}'
 
 
-@pytest.mark.parametrize("chunk_bytes", [512, 64 * 1024])
+# Small chunks: many chunk borders (600 records of ~300 bytes cross hundreds), and broken
+# lines found by halving inside chunks; large chunks: more records, few borders.
+@pytest.mark.parametrize(
+    ("chunk_bytes", "count", "malformed"), [(512, 600, 0.1), (64 * 1024, 3000, 0.02)]
+)
 def test_simulated_hour_with_broken_lines_stages_the_same_rows_either_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, count: int, malformed: float
 ) -> None:
-    # Small chunks: many chunk borders, and broken lines found by halving inside chunks.
     monkeypatch.setattr(landing, "DECODE_CHUNK_BYTES", chunk_bytes)
-    records = [record for _, record in tenant_hour_records("acme", HOUR, 3000, 11, 0.02, 0.01)]
+    records = [r for _, r in tenant_hour_records("acme", HOUR, count, 11, malformed, 0.01)]
+    assert sum(isinstance(r, str) for r in records) >= 5  # broken lines to find
     path = tmp_path / "hour.jsonl.gz"
     text = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
     path.write_bytes(gzip.compress(text.encode()))
