@@ -218,30 +218,38 @@ def report_failed_run(
     """Write the error file of each window of `run` nobody answered for; their keys."""
     written = []
     for target in run_targets(definitions, run):
-        export = target.export
-        destination = destination_for(export.output.name)
-        path = export.output.path
-        with _REPORTING:
-            states = {
-                window: WindowState(
-                    manifest_run=_run_id_at(destination, manifest_key(path, *window), Manifest),
-                    error_run=_run_id_at(destination, error_key(path, *window), ErrorRecord),
-                )
-                for window in target.windows
-            }
-            others = {
-                r
-                for s in states.values()
-                for r in (s.manifest_run, s.error_run)
-                if r and r != run.run_id
-            }
-            later = {r for r in others if is_later_run(r)}
-            for window in windows_to_report(run.run_id, target.windows, states, later):
-                published = _files_written_since(destination, path, window, started)
-                record = error_record(export, run.run_id, window, reason, published, now())
-                key = error_key(path, *window)
-                destination.put_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2), key)
-                written.append(key)
+        # Each output is opened for its own windows and closed after them.
+        with destination_for(target.export.output.name) as destination:
+            written += _report_target(target, destination, run, reason, started, is_later_run, now)
+    return written
+
+
+def _report_target(
+    target: RunTarget,
+    destination: Destination,
+    run: dg.DagsterRun,
+    reason: str,
+    started: datetime,
+    is_later_run: Callable[[str], bool],
+    now: Callable[[], datetime],
+) -> list[str]:
+    export, path, written = target.export, target.export.output.path, []
+    with _REPORTING:
+        states = {
+            window: WindowState(
+                manifest_run=_run_id_at(destination, manifest_key(path, *window), Manifest),
+                error_run=_run_id_at(destination, error_key(path, *window), ErrorRecord),
+            )
+            for window in target.windows
+        }
+        answered = {r for s in states.values() for r in (s.manifest_run, s.error_run) if r}
+        later = {r for r in answered - {run.run_id} if is_later_run(r)}
+        for window in windows_to_report(run.run_id, target.windows, states, later):
+            published = _files_written_since(destination, path, window, started)
+            record = error_record(export, run.run_id, window, reason, published, now())
+            key = error_key(path, *window)
+            destination.put_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2), key)
+            written.append(key)
     return written
 
 

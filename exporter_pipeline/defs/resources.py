@@ -27,11 +27,27 @@ class LakeResource(dg.ConfigurableResource):
         settings = settings or Settings.from_env()
         return cls(landing_url=settings.landing_url, lake_url=settings.lake_url)
 
+    # Destinations opened during this execution, by URL: reused, then closed.
+    _opened: dict[str, Destination] = PrivateAttr(default_factory=dict)
+
     def landing(self) -> Destination:
-        return destination_from_url(self.landing_url)
+        return self._open(self.landing_url)
 
     def lake(self) -> Destination:
-        return destination_from_url(self.lake_url)
+        return self._open(self.lake_url)
+
+    def _open(self, url: str) -> Destination:
+        if url not in self._opened:
+            self._opened[url] = destination_from_url(url)
+        return self._opened[url]
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._opened = {}  # a dict of its own per execution
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        opened, self._opened = list(self._opened.values()), {}
+        for destination in opened:
+            destination.close()
 
 
 class SmtpResource(dg.ConfigurableResource):
