@@ -58,6 +58,8 @@ class Settings:
     smtp_starttls: bool = False
     smtp_user: str = ""
     smtp_from: str = "exports@exporter-pipeline.local"
+    # Whether EXPORTER_SMTP_PASSWORD is set; its value reaches the SMTP resource as an EnvVar.
+    smtp_password_set: bool = False
     webhook_allow_private: bool = False
     webhook_attempt_timeout_s: float = 15.0
     webhook_total_timeout_s: float = 300.0
@@ -99,6 +101,7 @@ class Settings:
             smtp_starttls=get_flag("EXPORTER_SMTP_STARTTLS"),
             smtp_user=get_text("EXPORTER_SMTP_USER"),
             smtp_from=get("EXPORTER_SMTP_FROM"),
+            smtp_password_set=bool(source.get("EXPORTER_SMTP_PASSWORD")),
             webhook_allow_private=get_flag("EXPORTER_WEBHOOK_ALLOW_PRIVATE"),
             webhook_attempt_timeout_s=float(get("EXPORTER_WEBHOOK_ATTEMPT_TIMEOUT_S")),
             webhook_total_timeout_s=float(get("EXPORTER_WEBHOOK_TOTAL_TIMEOUT_S")),

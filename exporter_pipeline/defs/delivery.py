@@ -162,11 +162,7 @@ def build_delivery(
 
 
 def smtp_resource(settings: Settings) -> SmtpResource:
-    import os
-
-    password = (
-        dg.EnvVar("EXPORTER_SMTP_PASSWORD") if os.environ.get("EXPORTER_SMTP_PASSWORD") else None
-    )
+    password = dg.EnvVar("EXPORTER_SMTP_PASSWORD") if settings.smtp_password_set else None
     return SmtpResource(
         host=settings.smtp_host,
         port=settings.smtp_port,

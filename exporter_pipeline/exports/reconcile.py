@@ -6,26 +6,14 @@ not through `datasets.py`, so a bug in the export's selection shows up as a mism
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
-from exporter_pipeline.events.schema import EVENT_CATEGORIES
+from exporter_pipeline.events.schema import event_types_of
 from exporter_pipeline.exports.catalog import DATASETS
 from exporter_pipeline.exports.definition import ExportDefinition
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    measure: str
-    expected: float
-    exported: float
-
-    @property
-    def passed(self) -> bool:
-        return abs(self.expected - self.exported) < 1e-6 * max(1.0, abs(self.expected))
 
 
 def _where(export: ExportDefinition) -> pl.Expr:
@@ -41,6 +29,5 @@ def expected_event_rows(
     condition = _where(export) & pl.col("event_time").is_between(start, end, closed="left")
     category = DATASETS[export.dataset].category
     if category is not None:
-        types = [t for t, c in EVENT_CATEGORIES.items() if c == category]
-        condition &= pl.col("event_type").is_in(types)
+        condition &= pl.col("event_type").is_in(event_types_of(category))
     return int(pl.scan_parquet(raw_files).filter(condition).select(pl.len()).collect().item())
