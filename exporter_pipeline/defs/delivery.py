@@ -28,7 +28,7 @@ from exporter_pipeline.delivery.notices import (
 from exporter_pipeline.delivery.webhook import message_id
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.exports.manifest import ErrorRecord, Manifest
-from exporter_pipeline.exports.naming import ERROR_SUFFIX, MANIFEST_FOLDER
+from exporter_pipeline.exports.naming import ERROR_SUFFIX, manifests_prefix
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.names import delivery_sensor_name
 from exporter_pipeline.settings import Settings
@@ -57,6 +57,26 @@ def read_notice(destination: Destination, key: str) -> tuple[Notice, str]:
     return ready_notice(manifest, key, destination.signed_url), manifest.run_id
 
 
+def read_own_notice(
+    export: ExportDefinition, destination: Destination, key: str
+) -> tuple[Notice, str]:
+    """The notice of `key`, refused unless it is a manifest or error file of `export`
+    itself: a delivery never sends one export's files to another export's receivers."""
+    if not key.startswith(manifests_prefix(export.output.path)):
+        raise dg.Failure(
+            f"{key} is not a manifest of export {export.name!r}: not delivered",
+            allow_retries=False,
+        )
+    notice, run_id = read_notice(destination, key)
+    if (notice.export, notice.tenant) != (export.name, export.tenant):
+        raise dg.Failure(
+            f"{key} belongs to export {notice.export!r} of tenant {notice.tenant!r}, "
+            f"not to export {export.name!r}: not delivered",
+            allow_retries=False,
+        )
+    return notice, run_id
+
+
 def build_delivery_job(
     definitions: DefinitionsFile, settings: Settings | None = None
 ) -> dg.JobDefinition:
@@ -72,7 +92,7 @@ def build_delivery_job(
         export = definitions.export(config.export)
         assert export.delivery is not None
         destination = outputs.destination(export.output.name)
-        notice, run_id = read_notice(destination, config.key)
+        notice, run_id = read_own_notice(export, destination, config.key)
         # Stable per manifest and run: every attempt of one delivery carries the same id.
         msg = message_id(export.name, config.key, run_id)
         metadata: dict[str, Any] = {"type": notice.type, "webhook_id": msg, "source": config.key}
@@ -117,8 +137,7 @@ def build_delivery_sensor(output: str, exports: list[ExportDefinition]) -> dg.Se
         cursor = ManifestCursor.parse(context.cursor)
         listing, owner = [], {}
         for export in exports:
-            folder = f"{export.output.path.strip('/')}/" if export.output.path.strip("/") else ""
-            for info in destination.list(f"{folder}{MANIFEST_FOLDER}/"):
+            for info in destination.list(manifests_prefix(export.output.path)):
                 if info.key.endswith(".json"):
                     listing.append(info)
                     owner[info.key] = export

@@ -158,6 +158,7 @@ def build_on_demand_job(
                 f"export task {config.name!r} (/output): unknown output "
                 f"{export.output.name!r} (outputs: {known})"
             )
+        outputs.owned_output(export.output.name, export.tenant)
         destination = outputs.destination(export.output.name)
 
         def progress(done: int, total: int, label: str) -> None:

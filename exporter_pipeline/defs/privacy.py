@@ -54,6 +54,7 @@ def export_user_data(
 ) -> dg.Output[dict]:
     """Write the user's profile, events and views, then a manifest."""
     named("tenant", config.tenant)  # it names a folder below
+    outputs.owned_output(config.output, config.tenant)
     path = config.path or f"user-data/{config.tenant}/{context.run_id}"
     result = export_user(
         lake.lake(),
@@ -92,9 +93,10 @@ def build_erase_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
     ) -> dg.Output[dict]:
         """Remove the user everywhere we manage, tombstone them, and audit the erasure."""
 
-        def output_of(export: ExportDefinition) -> tuple[Destination, bool]:
+        def output_of(export: ExportDefinition) -> Destination | None:
+            # An output we do not manage is never opened: its keys may not even be set here.
             name = export.output.name
-            return outputs.destination(name), outputs.output(name).managed
+            return outputs.destination(name) if outputs.output(name).managed else None
 
         report = erase_user(
             lake.lake(),

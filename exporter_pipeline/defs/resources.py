@@ -98,6 +98,16 @@ class OutputsResource(dg.ConfigurableResource):
             raise DefinitionError(f"unknown output {name!r} (outputs: {known})")
         return outputs[name]
 
+    def owned_output(self, name: str, tenant: str) -> Output:
+        """Output `name` if `tenant` may use it (it is the tenant's or the operator's)."""
+        output = self.output(name)
+        if output.tenant not in (None, tenant):
+            raise DefinitionError(
+                f"output {name!r} belongs to tenant {output.tenant!r}; "
+                f"tenant {tenant!r} may not use it"
+            )
+        return output
+
     def destination(self, name: str) -> Destination:
         """The destination of output `name`, its credentials read now from the environment
         (a missing variable is a PermanentDestinationError naming it)."""

@@ -9,9 +9,10 @@ missing one fails only the delivery that needs it, with a message naming the exp
 the variable (never a value).
 
 Retries are Dagster's: `post` sends one attempt, and a retryable answer raises
-`dg.RetryRequested` with the export's own `dg.RetryPolicy` (attempts and backoff come
-from the definition, while the op is shared by every export, so the policy is applied
-per run rather than declared on the op). Each attempt is then a step retry in the UI.
+`dg.RetryRequested` with the export's own attempts and wait (exponential backoff from
+`backoff_seconds`, capped at a minute, full jitter: the definition's values, while the op
+is shared by every export, so they are applied per run rather than declared on the op
+as a `dg.RetryPolicy`). Each attempt is then a step retry in the UI.
 The whole delivery, every attempt and wait, stays within `total_timeout_s` from the
 run's start.
 """
@@ -19,6 +20,7 @@ run's start.
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
@@ -93,14 +95,16 @@ class WebhooksResource(dg.ConfigurableResource):
         return post(hook.url, body, secret, message_id, self.policy(seconds_left))
 
 
-def retry_policy(hook: WebhookDelivery) -> dg.RetryPolicy:
-    """One export's retries: `attempts` in all, waits growing from `backoff_seconds`."""
-    return dg.RetryPolicy(
-        max_retries=hook.attempts - 1,
-        delay=hook.backoff_seconds,
-        backoff=dg.Backoff.EXPONENTIAL,
-        jitter=dg.Jitter.PLUS_MINUS,
-    )
+# The longest wait between two attempts, whatever the backoff has grown to.
+MAX_WAIT_SECONDS = 60.0
+
+
+def retry_wait(hook: WebhookDelivery, attempt: int) -> float:
+    """The wait after failed attempt `attempt` (1 = the first): exponential backoff from
+    `backoff_seconds`, capped at a minute, with full jitter (a uniform draw below it), so
+    receivers that failed together are not retried together."""
+    ceiling = min(MAX_WAIT_SECONDS, hook.backoff_seconds * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling)
 
 
 def _delivery_started(context: dg.OpExecutionContext) -> float:
@@ -153,15 +157,14 @@ def _retry_or_fail(
     """A Dagster retry of the step after `error`, or the failure if none is left."""
     attempt = context.retry_number + 1
     shown = redact_url(hook.url)
-    policy = retry_policy(hook)
-    if attempt > policy.max_retries:
+    max_retries = hook.attempts - 1
+    if attempt > max_retries:
         context.log.info(f"webhook attempt {attempt}: {error.answer}, no attempt left")
         return dg.Failure(
             f"webhook {shown} not delivered after {attempt} attempts (last answer: {error.answer})",
             allow_retries=False,
         )
-    # The wait Dagster itself would compute for this policy after this attempt.
-    wait = float(policy.calculate_delay(attempt))
+    wait = retry_wait(hook, attempt)
     if time.time() + wait >= deadline:
         context.log.info(f"webhook attempt {attempt}: {error.answer}, no time left to retry")
         return dg.Failure(
@@ -170,4 +173,4 @@ def _retry_or_fail(
             allow_retries=False,
         )
     context.log.info(f"webhook attempt {attempt}: {error.answer}, retrying in {wait:.1f}s")
-    return dg.RetryRequested(max_retries=policy.max_retries, seconds_to_wait=wait)
+    return dg.RetryRequested(max_retries=max_retries, seconds_to_wait=wait)

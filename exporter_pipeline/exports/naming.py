@@ -27,6 +27,11 @@ def data_key_prefix(path: str, name_start: str = "") -> str:
     return _join(path, name_start)
 
 
+def manifests_prefix(path: str) -> str:
+    """The folder of the manifests (and error files) of the exports written to `path`."""
+    return _join(path, f"{MANIFEST_FOLDER}/")
+
+
 def manifest_key(path: str, start: datetime, end: datetime) -> str:
     return _join(
         path,

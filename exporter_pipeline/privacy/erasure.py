@@ -43,7 +43,8 @@ from exporter_pipeline.windows import hours_of, partition_key_of, window_contain
 
 AUDIT_FOLDER = "_privacy/audit"
 # An export's destination, and whether this service manages that output.
-OutputsOf = Callable[[ExportDefinition], tuple[Destination, bool]]
+# An export's destination, None when its output is not managed (and so never opened).
+OutputsOf = Callable[[ExportDefinition], Destination | None]
 DERIVED = {"view_segments": view_segments, "delivery_metrics": delivery_metrics}
 
 
@@ -74,7 +75,7 @@ def erase_user(
     run_id: str,
     log: Callable[[str], None] = lambda _: None,
 ) -> ErasureReport:
-    """Erase the user; `outputs(export)` gives an export's destination and whether we manage it."""
+    """Erase the user; `outputs(export)` gives an export's destination if we manage it."""
     salt = lake_salt(lake)
     report = ErasureReport(request_id=uuid.uuid4().hex, subject=subject_of(salt, tenant, user_id))
     add_tombstone(lake, report.subject, report.request_id)
@@ -169,7 +170,7 @@ def _regenerate_exports(
     affected: list[datetime],
     tenant: str,
     exports: list[ExportDefinition],
-    outputs: Callable[[ExportDefinition], tuple[Destination, bool]],
+    outputs: OutputsOf,
     lake: Destination,
     run_id: str,
     log: Callable[[str], None],
@@ -177,8 +178,8 @@ def _regenerate_exports(
     for export in exports:
         if export.tenant != tenant:
             continue
-        destination, managed = outputs(export)
-        if not managed:
+        destination = outputs(export)
+        if destination is None:
             report.not_reached.append(
                 f"export {export.name}: output {export.output.name} is not managed"
             )

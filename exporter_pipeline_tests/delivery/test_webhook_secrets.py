@@ -160,3 +160,41 @@ def test_webhook_failing_every_attempt_sends_no_email(
         f"webhook {receiver.url} not delivered after 4 attempts (last answer: 500)"
     )
     assert smtp_server.messages == []
+
+
+def test_a_delivery_sends_only_its_own_exports_manifests(
+    lake: Lake, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_A_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("T_B_HOOK_SECRET", OTHER_SECRET)
+    defs = two_exports(lake, receiver, tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    assert (
+        defs.resolve_job_def("export_acme_b")
+        .execute_in_process(instance=instance, partition_key=HOUR)
+        .success
+    )
+    [manifest] = (tmp_path / "bucket/acme_b/_manifests").glob("*.json")
+    # acme_a's receiver asked for acme_b's manifest: by its key, or as a copy in its folder.
+    copy = tmp_path / "bucket/acme_a/_manifests" / manifest.name
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(manifest.read_bytes())
+    expected = {
+        f"acme_b/_manifests/{manifest.name}": (
+            f"acme_b/_manifests/{manifest.name} is not a manifest of export 'acme_a': not delivered"
+        ),
+        f"acme_a/_manifests/{manifest.name}": (
+            f"acme_a/_manifests/{manifest.name} belongs to export 'acme_b' of tenant 'acme', "
+            "not to export 'acme_a': not delivered"
+        ),
+    }
+    for key, message in expected.items():
+        result = defs.resolve_job_def("deliver_export").execute_in_process(
+            run_config={"ops": {"deliver": {"config": {"export": "acme_a", "key": key}}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not result.success
+        error = result.get_step_failure_events()[0].step_failure_data.error
+        assert error is not None and error.message.strip().endswith(message)
+    assert receiver.requests == []

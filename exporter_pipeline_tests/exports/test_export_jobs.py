@@ -1,6 +1,7 @@
 """Export definitions as Dagster assets and jobs, run in process on a temporary instance:
-a 3-day backfill as one range run, the on-demand launchpad job, late data (staleness and
-the opt-in re-export condition), reconciliation checks and run tags."""
+a 3-day backfill as one range run, the on-demand launchpad job, late data (a raw hour
+re-ingested under an exported window, which the opt-in re-export condition asks to run
+again), reconciliation checks and run tags."""
 
 from __future__ import annotations
 
@@ -231,7 +232,7 @@ def test_on_demand_job_rejects_a_bad_request_clearly(project: Project) -> None:
 
 
 @pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
-def test_late_raw_hour_makes_the_window_stale_and_triggers_opt_in_reexport(
+def test_late_raw_hour_triggers_the_opt_in_reexport_of_its_window(
     project: Project,
 ) -> None:
     key = dg.AssetKey(["exports", "late_raw"])

@@ -101,3 +101,44 @@ def test_a_run_needs_only_its_own_outputs_secrets(
         step_failures(globex)
     )
     assert s3.destination(globex_bucket).list() == []
+
+
+@pytest.mark.servers  # runs whole Dagster jobs
+def test_launchpad_jobs_refuse_another_tenants_output(tmp_path: Path) -> None:
+    globex_out = {"type": "local", "path": str(tmp_path / "g"), "tenant": "globex"}
+    document = {"outputs": {"globex_out": globex_out}}
+    (tmp_path / "exports.yaml").write_text(yaml.safe_dump(document))
+    defs = build_definitions(
+        Settings.from_env(
+            {
+                "EXPORTER_LAKE_URL": str(tmp_path / "lake"),
+                "EXPORTER_LANDING_URL": str(tmp_path / "landing"),
+                "EXPORTER_EXPORTS_FILE": str(tmp_path / "exports.yaml"),
+            }
+        )
+    )
+    refused = "output 'globex_out' belongs to tenant 'globex'; tenant 'acme' may not use it"
+    launches = {
+        "export_on_demand": {
+            "export_task": {
+                "config": {
+                    "tenant": "acme",
+                    "start_time": "2026-10-01T00:00:00Z",
+                    "end_time": "2026-10-01T01:00:00Z",
+                    "output": "globex_out",
+                }
+            }
+        },
+        "user_data_export": {
+            "export_user_data": {
+                "config": {"tenant": "acme", "user_id": "u1", "output": "globex_out"}
+            }
+        },
+    }
+    for job, ops in launches.items():
+        result = defs.resolve_job_def(job).execute_in_process(
+            run_config={"ops": ops}, raise_on_error=False
+        )
+        assert not result.success
+        assert refused in step_failures(result), job
+    assert not (tmp_path / "g").exists()  # nothing written

@@ -75,15 +75,19 @@ def definitions_document(bucket: str, container: str) -> dict[str, Any]:
 
 
 def shown_in_the_ui(defs: dg.Definitions) -> str:
-    """What the UI shows of the code location: resource config, asset specs, job tags."""
+    """What the UI shows of the code location: resource config, asset specs, and each
+    job's snapshot (its config schema and defaults, the launchpad's, tags and ops)."""
     resources = {
         k: r.model_dump() for k, r in (defs.resources or {}).items() if hasattr(r, "model_dump")
     }
     specs = [
         (spec.description, spec.metadata, spec.tags) for spec in defs.resolve_all_asset_specs()
     ]
-    jobs = [(job.name, job.tags, job.run_tags) for job in defs.resolve_all_job_defs()]
-    return repr((resources, specs, jobs))
+    repository = defs.get_repository_def()
+    jobs = [dg.serialize_value(job.get_job_snapshot()) for job in repository.get_all_jobs()]
+    sensors = [(s.name, s.description) for s in repository.sensor_defs]
+    schedules = [(s.name, s.description, s.tags) for s in repository.schedule_defs]
+    return repr((resources, specs, jobs, sensors, schedules))
 
 
 def test_secrets_stay_in_the_environment(
