@@ -307,23 +307,38 @@ class ViewRows(RowsDataSet):
 
 
 @dataclass(frozen=True)
-class Viewers(AggregateDataSet):
+class HourFilesAggregate(AggregateDataSet):
+    """An aggregate of the window's hour files of its one lake source."""
+
     def window_rows(
         self, export: ExportDefinition, lake: LakeHours, start: datetime, end: datetime, work: Path
     ) -> pl.LazyFrame:
-        files = lake.hours("view_segments", start, end)
+        [source] = self.sources
+        return self.aggregate(export, lake.hours(source, start, end), start, end)
+
+    @abstractmethod
+    def aggregate(
+        self, export: ExportDefinition, files: list[Path], start: datetime, end: datetime
+    ) -> pl.LazyFrame:
+        """The window's rows from its hour files."""
+
+
+@dataclass(frozen=True)
+class Viewers(HourFilesAggregate):
+    def aggregate(
+        self, export: ExportDefinition, files: list[Path], start: datetime, end: datetime
+    ) -> pl.LazyFrame:
         return viewers(_as(export, ViewersExport), files, start, end)
 
 
 @dataclass(frozen=True)
-class Metrics(AggregateDataSet):
+class Metrics(HourFilesAggregate):
     def output_columns(self, export: ExportDefinition) -> list[str]:
         return metric_columns(_as(export, MetricsExport))
 
-    def window_rows(
-        self, export: ExportDefinition, lake: LakeHours, start: datetime, end: datetime, work: Path
+    def aggregate(
+        self, export: ExportDefinition, files: list[Path], start: datetime, end: datetime
     ) -> pl.LazyFrame:
-        files = lake.hours("delivery_metrics", start, end)
         return metrics(_as(export, MetricsExport), files, start, end)
 
 
