@@ -64,8 +64,10 @@ MULTIPART_THRESHOLD = 8 * 1024 * 1024
 def client_config(attempts: int) -> Config:
     """botocore's own retries: "standard" mode (exponential backoff with jitter, a retry
     quota), `attempts` tries of each request in all (botocore's `max_attempts` would count
-    the retries only)."""
+    the retries only). Signed URLs are Signature Version 4 (`X-Amz-Algorithm=AWS4-HMAC-SHA256`):
+    AWS deprecated version 2, and newer regions refuse it."""
     return Config(
+        signature_version="s3v4",
         retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,

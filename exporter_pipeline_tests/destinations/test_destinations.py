@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
@@ -155,6 +156,22 @@ def test_azurite_refuses_tampered_and_expired_sas(cloud_servers: dict[str, Cloud
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(refused, timeout=10)
         assert error.value.code == 403
+
+
+def test_s3_signed_urls_are_signature_version_4(cloud_servers: dict[str, CloudServer]) -> None:
+    server = cloud_servers["s3"]
+    with server.destination(server.new_bucket(), prefix="tenant-alpha") as destination:
+        destination.put_bytes(b"rows", "raw/file.csv")
+        url = destination.signed_url("raw/file.csv")
+    parsed = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parsed.query)
+    assert parsed.path.endswith("/tenant-alpha/raw/file.csv")
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert query["X-Amz-Expires"] == ["604800"]  # seed 002: links live 7 days
+    assert {"X-Amz-Credential", "X-Amz-Date", "X-Amz-Signature"} <= set(query)
+    assert not {"AWSAccessKeyId", "Signature", "Expires"} & set(query)
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"rows"
 
 
 @pytest.mark.parametrize("kind", ["s3", "gcs", "azure"])
