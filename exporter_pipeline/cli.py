@@ -22,11 +22,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from exporter_pipeline.events.simulate import simulate
 
     landing = Path(args.landing) if args.landing else _local_landing(Settings.from_env())
+    start, end = parse_utc(args.start), parse_utc(args.end)
+    if end <= start:
+        print(f"--end {args.end} is not after --start {args.start}", file=sys.stderr)
+        return 2
     summary = simulate(
         landing,
         tenants=[t.strip() for t in args.tenants.split(",") if t.strip()],
-        start=parse_utc(args.start),
-        end=parse_utc(args.end),
+        start=start,
+        end=end,
         events_per_hour=args.events_per_hour,
         seed=args.seed,
         fmt=args.format,
@@ -133,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="simulate a day for two tenants and materialize it")
     demo.add_argument("--day", help="UTC day to simulate (default: yesterday)")
-    demo.add_argument("--events-per-hour", type=int, default=2000)
+    demo.add_argument(
+        "--events-per-hour", type=int, default=2000, help="simulated events an hour, all tenants"
+    )
     demo.set_defaults(run=cmd_demo)
     return parser
 

@@ -51,6 +51,24 @@ def test_simulate_writes_landing_files(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("end", ["2026-10-01T00:00", "2026-09-30T23:00"])
+def test_simulate_refuses_an_end_not_after_the_start(
+    tmp_path: Path, end: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["simulate", "--start", "2026-10-01T00:00", "--end", end, "--landing", str(tmp_path)]
+    assert main([*args, "--events-per-hour", "10"]) == 2
+    assert capsys.readouterr().err == f"--end {end} is not after --start 2026-10-01T00:00\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_demo_option_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--events-per-hour EVENTS_PER_HOUR simulated events an hour, all tenants" in shown
+    assert "--day DAY UTC day to simulate (default: yesterday)" in shown
+
+
 def test_simulate_rejects_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown format 'xml'"):
         main(
