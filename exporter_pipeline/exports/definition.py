@@ -328,6 +328,8 @@ class ViewersExport(ViewsExport):
 class QueryExport(ExportBase):
     """Seed 004's SQL export: one SELECT over the tenant's tables of the window."""
 
+    # Seed 004 writes query results as JSON Lines: the default, and the only format.
+    format: str = "jsonl"
     query: str | None = None
     limits: QueryLimitsSpec | None = None
 

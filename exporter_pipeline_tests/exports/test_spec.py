@@ -284,6 +284,16 @@ def test_query_rules(sql: str, message: str) -> None:
     assert one_error(dataset="query", format="jsonl", query=sql) == f"{P}/query): {message}"
 
 
+def test_a_query_export_without_format_writes_json_lines() -> None:
+    # Seed 004: query results are JSON Lines; `format` need not be said (None drops it).
+    document = {
+        "outputs": {"local": {"type": "local", "path": "/x"}},
+        "exports": [base(dataset="query", format=None, query="select count(*) as n from events")],
+    }
+    [export] = parse_definitions(document, FILE, now=NOW).exports
+    assert (export.dataset, export.format) == ("query", "jsonl")
+
+
 def test_query_text_in_strings_is_not_mistaken_for_code() -> None:
     document = {
         "outputs": {"local": {"type": "local", "path": "/x"}},
