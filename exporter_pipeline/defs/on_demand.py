@@ -64,18 +64,30 @@ def _loose(annotation: Any) -> Any:
     return annotation
 
 
+# Keys whose default depends on the data set (a query writes JSON Lines, the rest CSV):
+# left unset in a request, each data set's model gives its own.
+PER_DATASET_DEFAULT = frozenset({"format"})
+
+
 def _request_fields() -> dict[str, Any]:
     """Every definition key of every data set a request may set, with its default."""
     fields: dict[str, Any] = {}
     for key, info in AnyExport.model_fields.items():
         if key in OnDemandRequest.model_fields or key in NOT_REQUESTED:
             continue
+        if key in PER_DATASET_DEFAULT:
+            fields[key] = (_loose(info.annotation) | None, None)
+            continue
         default = info.get_default(call_default_factory=True)
         fields[key] = (_loose(info.annotation), default)
     return fields
 
 
-DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in AnyExport.model_fields.items()}
+DEFAULTS = {
+    k: f.get_default(call_default_factory=True)
+    for k, f in AnyExport.model_fields.items()
+    if k not in PER_DATASET_DEFAULT
+}
 
 if TYPE_CHECKING:
     OnDemandExportConfig = OnDemandRequest

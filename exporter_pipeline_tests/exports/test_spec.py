@@ -379,6 +379,35 @@ def test_on_demand_config_is_derived_from_the_definition_model() -> None:
     assert config_keys == request_keys | (set(AnyExport.model_fields) - NOT_REQUESTED)
 
 
+@pytest.mark.parametrize(
+    ("request_keys", "outcome"),
+    [
+        ({"dataset": "query", "query": "select 1 as n"}, "jsonl"),
+        ({}, "csv"),
+        ({"format": "csv"}, "csv"),
+        ({"format": "parquet"}, "parquet"),
+        (
+            {"dataset": "query", "query": "select 1 as n", "format": "csv"},
+            "export task 'on_demand' (/format): a query export writes NDJSON: set format: jsonl",
+        ),
+    ],
+)
+def test_on_demand_format_defaults_per_data_set(request_keys: dict[str, str], outcome: str) -> None:
+    from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
+
+    config = OnDemandExportConfig(
+        tenant="acme",
+        start_time="2026-11-20T00:00:00Z",
+        end_time="2026-11-20T01:00:00Z",
+        output="local",
+        **request_keys,
+    )
+    try:
+        assert request_to_definition(config)[0].format == outcome
+    except DefinitionError as error:
+        assert str(error) == outcome
+
+
 def test_on_demand_end_before_start_is_refused_in_the_requests_words() -> None:
     from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
 
