@@ -1,4 +1,5 @@
-"""The `exporter-pipeline` command: simulate landing data, validate definitions, run the demo."""
+"""The `exporter-pipeline` command: simulate landing data, validate definitions, manage the
+definitions store, run the demo."""
 
 from __future__ import annotations
 
@@ -82,6 +83,64 @@ def cmd_test_output(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_definitions_apply(args: argparse.Namespace) -> int:
+    from exporter_pipeline.store.reload import location_names, reload_locations
+    from exporter_pipeline.store.store import DefinitionsStore
+
+    settings = Settings.from_env()
+    path = Path(args.file)
+    try:
+        changes = DefinitionsStore.from_settings(settings).apply_file(path, prune=args.prune)
+    except DefinitionError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"{path}: {changes.summary()}")
+    if changes.changed:
+        url = (args.dagster_url or settings.dagster_url).rstrip("/")
+        for line in reload_locations(url, location_names(Path(args.workspace))):
+            print(line)
+    return 0
+
+
+def cmd_definitions_dump(args: argparse.Namespace) -> int:
+    from exporter_pipeline.store.dump import dump
+    from exporter_pipeline.store.store import DefinitionsStore
+
+    sys.stdout.write(dump(DefinitionsStore.from_settings(), args.tenant))
+    return 0
+
+
+def cmd_definitions_new_key(args: argparse.Namespace) -> int:
+    from exporter_pipeline.store.crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def _definitions_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]  # argparse's own type
+    definitions = commands.add_parser(
+        "definitions", help="manage the definitions store (EXPORTER_DATABASE_URL)"
+    )
+    actions = definitions.add_subparsers(dest="action", required=True)
+    apply = actions.add_parser(
+        "apply", help="upsert every output and export of a file (idempotent), then reload"
+    )
+    apply.add_argument("file", help="definitions file, checked as `validate` checks it")
+    apply.add_argument(
+        "--prune", action="store_true", help="also remove what the file no longer has"
+    )
+    apply.add_argument("--dagster-url", help="webserver to reload (default: EXPORTER_DAGSTER_URL)")
+    apply.add_argument(
+        "--workspace", default="workspace.yaml", help="names the code locations to reload"
+    )
+    apply.set_defaults(run=cmd_definitions_apply)
+    dump = actions.add_parser("dump", help="write the store as a definitions file (stdout)")
+    dump.add_argument("--tenant", help="only this tenant's exports and the outputs they use")
+    dump.set_defaults(run=cmd_definitions_dump)
+    new_key = actions.add_parser("new-key", help="print a new EXPORTER_SECRET_KEY")
+    new_key.set_defaults(run=cmd_definitions_new_key)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter_pipeline.demo import run_demo
 
@@ -127,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file", nargs="?", help="definitions file (default: EXPORTER_EXPORTS_FILE)"
     )
     validate.set_defaults(run=cmd_validate)
+
+    _definitions_parser(commands)
 
     test_output = commands.add_parser(
         "test-output", help="check an output: write, read back and delete a small object"

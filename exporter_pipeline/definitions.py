@@ -1,7 +1,5 @@
 """The one `Definitions` of the code location: assembles the pieces, decides nothing."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from exporter_pipeline.defs.delivery import build_delivery
@@ -13,15 +11,16 @@ from exporter_pipeline.defs.on_demand import build_on_demand_job
 from exporter_pipeline.defs.partitions import hourly_partitions_def
 from exporter_pipeline.defs.privacy import build_privacy_jobs
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
-from exporter_pipeline.exports.spec import load_definitions_file
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.store.location import load_definitions
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     hours = hourly_partitions_def(settings)
-    # Lenient: a bad entry is left out and reported, the rest of the file loads.
-    definitions = load_definitions_file(Path(settings.exports_file), lenient=True)
+    # From the definitions store (the first load of an empty one applies the exports
+    # file). Lenient: a bad entry is left out and reported, the rest loads.
+    definitions = load_definitions(settings)
     exports = build_export_objects(definitions)
     delivery_job, delivery_sensors, delivery_resources = build_delivery(exports.loaded, settings)
     privacy_jobs, privacy_schedules = build_privacy_jobs(definitions)
@@ -36,7 +35,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         executor=dg.in_process_executor,
         resources={
             "lake": LakeResource.from_settings(settings),
-            "outputs": OutputsResource.of(definitions.outputs),
+            "outputs": OutputsResource.of(settings),
             **delivery_resources,
         },
     )

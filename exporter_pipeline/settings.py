@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 DEFAULTS = {
     "EXPORTER_LANDING_URL": "./data/landing",
@@ -44,7 +45,15 @@ DEFAULTS = {
     "EXPORTER_DESTINATION_RETRY_S": "120",
     # The GCS emulator's address (tests, the demo); the SDK's own variable name.
     "STORAGE_EMULATOR_HOST": "",
+    # The definitions store's database; empty: `sqlite:///<DAGSTER_HOME>/exporter.sqlite3`.
+    "EXPORTER_DATABASE_URL": "",
+    # Fernet key encrypting the output credentials held in the store; needed only for those.
+    "EXPORTER_SECRET_KEY": "",
+    # The Dagster webserver that `definitions apply` asks to reload the code location.
+    "EXPORTER_DAGSTER_URL": "http://127.0.0.1:3000",
 }
+# DAGSTER_HOME when the environment has none, as the README's commands set it.
+DEFAULT_DAGSTER_HOME = "./.dagster_home"
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,10 @@ class Settings:
     destination_attempts: int = 5
     destination_retry_s: float = 120.0
     storage_emulator_host: str = ""
+    # Not shown by repr: a PostgreSQL URL may hold a password, the key is a secret.
+    database_url: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    dagster_url: str = "http://127.0.0.1:3000"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,4 +131,24 @@ class Settings:
             destination_attempts=max(1, int(get("EXPORTER_DESTINATION_ATTEMPTS"))),
             destination_retry_s=float(get("EXPORTER_DESTINATION_RETRY_S")),
             storage_emulator_host=get_text("STORAGE_EMULATOR_HOST"),
+            database_url=_store_setting(source, "EXPORTER_DATABASE_URL") or database_url(source),
+            secret_key=_store_setting(source, "EXPORTER_SECRET_KEY"),
+            dagster_url=get("EXPORTER_DAGSTER_URL").rstrip("/"),
         )
+
+
+def _store_setting(source: Mapping[str, str], name: str) -> str:
+    """A setting of the definitions store: from `source`, else from the process.
+
+    Runs, sensors and the command line read the store through the process environment;
+    a Settings made from a partial mapping (tests, benchmarks) must name the same store,
+    or what was built and what runs would read different definitions.
+    """
+    return source.get(name) or os.environ.get(name) or DEFAULTS[name]
+
+
+def database_url(source: Mapping[str, str]) -> str:
+    """The default store: a SQLite file beside the Dagster instance (DAGSTER_HOME, which
+    Dagster itself reads from the process environment)."""
+    home = source.get("DAGSTER_HOME") or os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME
+    return f"sqlite:///{Path(home).expanduser().resolve() / 'exporter.sqlite3'}"

@@ -13,7 +13,13 @@ import boto3
 import pytest
 
 from exporter_pipeline_tests.cloud import CLOUD_SERVERS, CloudServer
-from exporter_pipeline_tests.servers import free_port, moto_command, server_process
+from exporter_pipeline_tests.servers import (
+    Postgres,
+    free_port,
+    moto_command,
+    postgres_cluster,
+    server_process,
+)
 
 # Fixtures that start a real server (a subprocess, or a socket served from a thread). A test
 # needing one of them, directly or through another fixture, is in the `servers` tier.
@@ -25,7 +31,7 @@ SERVER_FIXTURES = frozenset(
         "receiver",  # the webhook receiver (delivery/conftest.py)
         "smtp_server",  # aiosmtpd (delivery/conftest.py)
         "servers",  # loopback HTTP(S) servers (hostile/test_webhooks.py)
-        "postgres",  # PostgreSQL (e2e/conftest.py)
+        "postgres",  # a throwaway PostgreSQL cluster (below)
     }
 )
 TIERS = ("unit", "servers", "e2e")
@@ -79,6 +85,28 @@ class TierGuard:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(TierGuard(), "exporter-tier-guard")
+
+
+@pytest.fixture(autouse=True)
+def definitions_store(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A definitions store of its own for every test (a fresh SQLite file): a test's
+    definitions never meet another's, and its first load applies its exports file."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'exporter.sqlite3'}"
+    monkeypatch.setenv("EXPORTER_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster for the session (the e2e suite's instance storage,
+    the definitions store's tests)."""
+    try:
+        with postgres_cluster() as cluster:
+            yield cluster
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -126,3 +129,83 @@ def azurite_command(port: int) -> list[str]:
         "--silent",
         "--loose",
     ]
+
+
+PG_BIN = next(
+    iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/usr/lib/postgresql/15/bin")
+)
+
+
+@dataclass
+class Postgres:
+    port: int
+    database: str = "dagster"
+    user: str = "postgres"
+
+    def url(self, database: str | None = None) -> str:
+        """A SQLAlchemy URL of a database of this cluster (trust authentication)."""
+        return (
+            f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{database or self.database}"
+        )
+
+    def create_database(self, name: str) -> str:
+        """Create database `name`; its SQLAlchemy URL."""
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-c",
+                f"create database {name}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return self.url(name)
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root; CI and these machines run tests as root.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster on a free port with the database `dagster`."""
+    initdb = shutil.which("initdb") or str(PG_BIN / "initdb")
+    pg_ctl = shutil.which("pg_ctl") or str(PG_BIN / "pg_ctl")
+    if not Path(initdb).exists():
+        raise RuntimeError("PostgreSQL is not installed: `make test-servers` installs it")
+    # Not under pytest's folders: those are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="exporter-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    subprocess.run(
+        _as_postgres_user([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    options = f"-p {port} -h 127.0.0.1 -k {sockets} -F"
+    subprocess.run(
+        _as_postgres_user(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        cluster = Postgres(port)
+        cluster.create_database(cluster.database)
+        yield cluster
+    finally:
+        subprocess.run(
+            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )

@@ -49,6 +49,7 @@ from exporter_pipeline.exports.naming import (
     manifest_key,
 )
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.store.store import DefinitionsStore
 
 ON_DEMAND_JOB: Final = "export_on_demand"
 # A dead run is noticed within this many seconds (plus the delivery sensor's interval).
@@ -289,7 +290,7 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
         def destination_of(output: str) -> Destination:
             # Opened here, one output at a time: one output's missing variable must not
             # stop the notices of every other output.
-            return definitions.outputs[output].open(output)
+            return DefinitionsStore.from_settings().open_output(output)
 
         reason = failure_reason(status.value, messages)
         written = report_failed_run(definitions, run, reason, started, is_later_run, destination_of)

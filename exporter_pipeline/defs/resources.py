@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import smtplib
-from collections.abc import Mapping
 from email.message import EmailMessage
 
 import dagster as dg
-from pydantic import PrivateAttr, TypeAdapter
+from pydantic import PrivateAttr
+from sqlalchemy.engine import make_url
 
 from exporter_pipeline.destinations import Destination, destination_from_url
 from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.store.store import DefinitionsStore
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -71,32 +71,41 @@ class SmtpResource(dg.ConfigurableResource):
 
 
 class OutputsResource(dg.ConfigurableResource):
-    """Every named output of the definitions, opened one at a time.
+    """The named outputs of the definitions store, read and opened one at a time.
 
     Ops take it by type (`outputs: OutputsResource`) and ask for the destination of a
-    name: only that output's client is built and only its environment variables are read,
-    so a run never touches another tenant's output or needs another tenant's secret. The
-    config holds the outputs as validated JSON: types, buckets, prefixes and the *names*
-    of environment variables, never a secret. What a run opens is closed when it ends.
+    name: only that output's row is read from the store, only its client is built and
+    only its credentials are decrypted or its environment variables read, so a run never
+    touches another tenant's output or needs another tenant's secret, and a rotated
+    credential takes effect at the next run. The config holds no output: only the store's
+    URL when it has no password (the default SQLite file), else nothing and the run reads
+    EXPORTER_DATABASE_URL, so every job's snapshot stays the same small size. What a run
+    opens is closed when it ends.
     """
 
-    outputs_json: str = "{}"
+    database_url: str = ""
     # Destinations opened during this execution, by output name: reused, then closed.
     _opened: dict[str, Destination] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def of(cls, outputs: Mapping[str, Output]) -> OutputsResource:
-        return cls(outputs_json=_OUTPUTS.dump_json(dict(outputs)).decode())
+    def of(cls, settings: Settings | None = None) -> OutputsResource:
+        url = (settings or Settings.from_env()).database_url
+        return cls(database_url="" if make_url(url).password else url)
+
+    def store(self) -> DefinitionsStore:
+        settings = Settings.from_env()
+        return DefinitionsStore.open(
+            self.database_url or settings.database_url, settings.secret_key
+        )
 
     def outputs(self) -> dict[str, Output]:
-        return _outputs_of(self.outputs_json)
+        return self.store().outputs()
 
     def output(self, name: str) -> Output:
-        outputs = self.outputs()
-        if name not in outputs:
-            known = ", ".join(sorted(outputs)) or "none declared"
-            raise DefinitionError(f"unknown output {name!r} (outputs: {known})")
-        return outputs[name]
+        output = self.store().output(name)
+        if output is None:
+            raise DefinitionError(f"unknown output {name!r} (not in the definitions store)")
+        return output
 
     def owned_output(self, name: str, tenant: str) -> Output:
         """Output `name` if `tenant` may use it (it is the tenant's or the operator's)."""
@@ -109,10 +118,11 @@ class OutputsResource(dg.ConfigurableResource):
         return output
 
     def destination(self, name: str) -> Destination:
-        """The destination of output `name`, its credentials read now from the environment
-        (a missing variable is a PermanentDestinationError naming it)."""
+        """The destination of output `name`, its credentials read now from the store
+        (decrypted) or the environment (a missing variable is a PermanentDestinationError
+        naming it)."""
         if name not in self._opened:
-            self._opened[name] = self.output(name).open(name)
+            self._opened[name] = self.store().open_output(name)
         return self._opened[name]
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -123,11 +133,3 @@ class OutputsResource(dg.ConfigurableResource):
         opened, self._opened = list(self._opened.values()), {}
         for destination in opened:
             destination.close()
-
-
-_OUTPUTS: TypeAdapter[dict[str, Output]] = TypeAdapter(dict[str, Output])
-
-
-@functools.lru_cache(maxsize=4)
-def _outputs_of(outputs_json: str) -> dict[str, Output]:
-    return _OUTPUTS.validate_json(outputs_json)

@@ -2,8 +2,11 @@
 
 An output names the environment variables that hold its secrets (`*_env`); the values are
 read only when that one output is opened (`open`, called by the run's
-`defs.resources.OutputsResource` or the command line). Each backend module, and its cloud
-SDK, is imported only then, so loading the models stays light.
+`defs.resources.OutputsResource` or the command line). A secret may instead be stored,
+encrypted, in the definitions store (`store/`): `open` is then given it, decrypted, under
+the field's name without `_env` (`secret_access_key`), and it wins over the variable.
+Each backend module, and its cloud SDK, is imported only then, so loading the models
+stays light.
 """
 
 from __future__ import annotations
@@ -47,14 +50,36 @@ class _OutputBase(StrictModel):
     def _tenant(cls, tenant: str | None) -> str | None:
         return None if tenant is None else named("tenant", tenant)
 
-    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+    def open(
+        self,
+        name: str,
+        environ: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> Destination:
         """The destination of this output, called `name`, its secrets read now from
-        `environ` (the process environment by default). The caller closes it."""
+        `secrets` (stored ones, by credential name) or `environ` (the process environment
+        by default). The caller closes it."""
         raise NotImplementedError
 
-    def _env(self, name: str, field: str, environ: Mapping[str, str]) -> str | None:
-        """The value of the variable named by `field` (None if the field is unset); a
-        missing variable is an error naming the output and the variable, never a value."""
+    @classmethod
+    def credentials(cls) -> tuple[str, ...]:
+        """What may be stored as a secret instead of named by a variable: each `*_env`
+        field, without the suffix (`secret_access_key`)."""
+        return tuple(f.removesuffix("_env") for f in cls.model_fields if f.endswith("_env"))
+
+    def _env(
+        self,
+        name: str,
+        field: str,
+        environ: Mapping[str, str],
+        secrets: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """The stored secret for `field`, else the value of the variable it names (None if
+        the field is unset); a missing variable is an error naming the output and the
+        variable, never a value."""
+        stored = (secrets or {}).get(field.removesuffix("_env"))
+        if stored:
+            return stored
         env_name: str | None = getattr(self, field)
         if env_name is None:
             return None
@@ -72,7 +97,12 @@ class LocalOutput(_OutputBase):
     # Outputs we manage: retention and erasure may rewrite or remove files there.
     managed: bool = True
 
-    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+    def open(
+        self,
+        name: str,
+        environ: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> Destination:
         from exporter_pipeline.destinations.local import LocalDestination
 
         return LocalDestination(Path(self.path))
@@ -88,7 +118,12 @@ class S3Output(_OutputBase):
     secret_access_key_env: EnvName | None = None
     managed: bool = False
 
-    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+    def open(
+        self,
+        name: str,
+        environ: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> Destination:
         from exporter_pipeline.destinations.s3 import S3Destination
 
         env = os.environ if environ is None else environ
@@ -97,9 +132,9 @@ class S3Output(_OutputBase):
             self.prefix,
             attempts=Settings.from_env(env).destination_attempts,
             region=self.region,
-            endpoint_url=self._env(name, "endpoint_url_env", env),
-            access_key_id=self._env(name, "access_key_id_env", env),
-            secret_access_key=self._env(name, "secret_access_key_env", env),
+            endpoint_url=self._env(name, "endpoint_url_env", env, secrets),
+            access_key_id=self._env(name, "access_key_id_env", env, secrets),
+            secret_access_key=self._env(name, "secret_access_key_env", env, secrets),
         )
 
 
@@ -112,13 +147,20 @@ class GCSOutput(_OutputBase):
     endpoint_url_env: EnvName | None = None
     managed: bool = False
 
-    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+    def open(
+        self,
+        name: str,
+        environ: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> Destination:
         from exporter_pipeline.destinations.gcs import GCSDestination
 
         env = os.environ if environ is None else environ
         settings = Settings.from_env(env)
-        credentials_json = self._env(name, "credentials_json_env", env)
-        endpoint = self._env(name, "endpoint_url_env", env) or settings.storage_emulator_host
+        credentials_json = self._env(name, "credentials_json_env", env, secrets)
+        endpoint = (
+            self._env(name, "endpoint_url_env", env, secrets) or settings.storage_emulator_host
+        )
         try:
             return GCSDestination.connect(
                 self.bucket,
@@ -143,18 +185,23 @@ class AzureOutput(_OutputBase):
     connection_string_env: EnvName | None = None
     managed: bool = False
 
-    def open(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+    def open(
+        self,
+        name: str,
+        environ: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> Destination:
         from exporter_pipeline.destinations.azure import AzureBlobDestination
 
         env = os.environ if environ is None else environ
         attempts = Settings.from_env(env).destination_attempts
-        connection_string = self._env(name, "connection_string_env", env)
+        connection_string = self._env(name, "connection_string_env", env, secrets)
         if connection_string:
             return AzureBlobDestination.connect(
                 self.container, self.prefix, attempts=attempts, connection_string=connection_string
             )
-        account_url = self._env(name, "account_url_env", env) or self.account_url
-        account_key = self._env(name, "account_key_env", env)
+        account_url = self._env(name, "account_url_env", env, secrets) or self.account_url
+        account_key = self._env(name, "account_key_env", env, secrets)
         if not (account_url and account_key):
             raise PermanentDestinationError(
                 f"output {name!r}: an Azure output needs account_url and account_key_env, "

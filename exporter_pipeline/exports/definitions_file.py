@@ -329,17 +329,25 @@ def read_definitions_text(path: Path, missing_ok: bool = False) -> str | None:
         ) from None
 
 
-def load_definitions_file(
-    path: Path, now: datetime | None = None, *, missing_ok: bool = True, lenient: bool = False
-) -> DefinitionsFile:
-    """The validated file; a missing (when `missing_ok`) or empty file declares nothing."""
+def read_definitions_document(path: Path, missing_ok: bool = True) -> tuple[bool, Any]:
+    """(whether the file exists, its parsed YAML); a DefinitionError of one line naming
+    the file when it cannot be read or parsed."""
     text = read_definitions_text(path, missing_ok)
     if text is None:
-        return DefinitionsFile(path=path, outputs={}, exports=[])
+        return False, None
     try:
-        document = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+        return True, yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         raise DefinitionError(f"{path}: not valid YAML: {error}") from None
     except RecursionError:
         raise DefinitionError(f"{path}: not valid YAML: nested too deeply") from None
+
+
+def load_definitions_file(
+    path: Path, now: datetime | None = None, *, missing_ok: bool = True, lenient: bool = False
+) -> DefinitionsFile:
+    """The validated file; a missing (when `missing_ok`) or empty file declares nothing."""
+    exists, document = read_definitions_document(path, missing_ok)
+    if not exists:
+        return DefinitionsFile(path=path, outputs={}, exports=[])
     return parse_definitions(document, path, now, lenient=lenient)

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,73 +18,13 @@ import pytest
 import requests
 import yaml
 
-from exporter_pipeline_tests.servers import REPO, free_port, stop_group, wait_for_port
-
-PG_BIN = next(
-    iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/usr/lib/postgresql/15/bin")
+from exporter_pipeline_tests.servers import (  # Postgres: the shared fixture's value
+    REPO,
+    Postgres,
+    free_port,
+    stop_group,
+    wait_for_port,
 )
-
-
-@dataclass
-class Postgres:
-    port: int
-    database: str = "dagster"
-    user: str = "postgres"
-
-
-def _as_postgres_user(command: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root; CI and these machines run tests as root.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    initdb = shutil.which("initdb") or str(PG_BIN / "initdb")
-    pg_ctl = shutil.which("pg_ctl") or str(PG_BIN / "pg_ctl")
-    if not Path(initdb).exists():
-        pytest.fail("PostgreSQL is not installed: `make test-servers` installs it")
-    # Not under pytest's folders: those are private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="exporter-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    subprocess.run(
-        _as_postgres_user([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]),
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    options = f"-p {port} -h 127.0.0.1 -k {sockets} -F"
-    subprocess.run(
-        _as_postgres_user(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "pg.log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "-c",
-                "create database dagster",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield Postgres(port)
-    finally:
-        subprocess.run(
-            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True
-        )
 
 
 @dataclass

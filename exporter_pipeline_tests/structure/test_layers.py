@@ -7,6 +7,7 @@ Layers, lowest first (a module imports only its own layer or lower ones):
     destinations  destinations.* (each backend a leaf; the registry beside them)
     lake          lake (key layout and hourly files)
     core          events, derived, exports, delivery, privacy
+    store         store.* (the definitions store: SQLAlchemy models, migrations, apply)
     shell         defs.* (assets, jobs, schedules, sensors, resources)
     app           definitions, cli, demo
 """
@@ -28,6 +29,7 @@ LAYERS = (
     ("destinations", ("destinations",)),
     ("lake", ("lake",)),
     ("core", ("events", "derived", "exports", "delivery", "privacy")),
+    ("store", ("store",)),
     ("shell", ("defs",)),
     ("app", ("definitions", "cli", "demo", "__init__")),
 )

@@ -1,0 +1,1 @@
+"""The definitions store: outputs and exports in a database (SQLAlchemy, Alembic)."""

@@ -1,0 +1,53 @@
+"""One SQLAlchemy engine per store URL and process, migrated once when first opened."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.store.migrate import upgrade
+
+
+def shown_url(url: str) -> str:
+    """The URL for a message: never its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL is shown by its scheme only
+        return url.split(":", 1)[0] + ":…"
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    if isinstance(connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+@functools.lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """The migrated engine of `url`; a DefinitionError naming the URL (no password)."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DefinitionError(
+            f"EXPORTER_DATABASE_URL {shown_url(url)} is not a database URL"
+        ) from None
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Several processes write the file: wait for a lock rather than fail at once.
+        options = {"connect_args": {"timeout": 30}}
+    engine = create_engine(parsed, **options)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    upgrade(engine)
+    return engine

@@ -1,0 +1,79 @@
+"""The definitions store's tables as SQLAlchemy 2 ORM models (DESIGN.md, Definitions store).
+
+`outputs` holds each named output: its tenant (none: the operator's), its type, the keys
+that are no secret as JSON (as the YAML writes them, `*_env` names included), and the
+credentials stored through the store, Fernet-encrypted as one blob (`crypto.py`), their
+names in clear beside it. `exports` holds each export definition as JSON, exactly the
+YAML keys, with its tenant and output name beside it for queries. An export's output
+must exist (a foreign key), so an output in use cannot be removed. The schema changes
+only by a migration (`migrations/versions/`); a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, LargeBinary, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Names are at most 63 characters (names.py); a little room for the type's name.
+NAME = String(63)
+# JSON text (not PostgreSQL's JSONB): it keeps the keys in the order they were written,
+# so `definitions dump` gives them back as the operator wrote them.
+JSON_DOCUMENT = JSON()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    # Constraint names fixed by convention, so migrations can name them on every database.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class OutputRow(Base):
+    __tablename__ = "outputs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    tenant: Mapped[str | None] = mapped_column(NAME, index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Which credentials `secrets` holds (`secret_access_key`): names only, so a dump can
+    # say they are set without the key.
+    secret_names: Mapped[list[str] | None] = mapped_column(JSON_DOCUMENT)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    def body(self) -> dict[str, Any]:
+        """The output as its YAML keys: type, tenant if any, then the other keys."""
+        tenant = {} if self.tenant is None else {"tenant": self.tenant}
+        return {"type": self.type, **tenant, **self.settings}
+
+
+class ExportRow(Base):
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    tenant: Mapped[str] = mapped_column(NAME, index=True)
+    output_name: Mapped[str] = mapped_column(
+        NAME, ForeignKey("outputs.name", ondelete="RESTRICT"), index=True
+    )
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

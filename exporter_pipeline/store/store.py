@@ -1,0 +1,229 @@
+"""The definitions store (DESIGN.md, Definitions store): outputs and exports in a database.
+
+`DefinitionsStore.open(url)` migrates the database if needed and gives the one object
+every caller uses: the code location (`load`), runs and sensors (`output`,
+`open_output`: one output, read when it is needed), the command line (`apply_file`,
+`dump`) and the HTTP API (`put_output`, `put_export`, `delete_output`, `delete_export`,
+`set_credentials`). Pure: no Dagster import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Engine, exists, select
+from sqlalchemy.orm import Session
+
+from exporter_pipeline.destinations.base import Destination
+from exporter_pipeline.destinations.outputs import Output
+from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.exports.definitions_file import (
+    DefinitionsFile,
+    parse_definitions,
+    read_definitions_document,
+)
+from exporter_pipeline.settings import Settings
+from exporter_pipeline.store import crypto
+from exporter_pipeline.store.apply import Applier, Changes, as_document
+from exporter_pipeline.store.engine import engine_for
+from exporter_pipeline.store.models import ExportRow, OutputRow
+
+# Where the store's problems say they are (in place of a file name).
+STORE = Path("definitions store")
+_OUTPUT: TypeAdapter[Output] = TypeAdapter(Output)
+# A predicate on tenant names, or the tenants themselves.
+Tenants = Callable[[str], bool] | Collection[str]
+
+
+def tenant_filter(tenants: Tenants | None) -> Callable[[str], bool]:
+    if tenants is None:
+        return lambda _tenant: True
+    if callable(tenants):
+        return tenants
+    chosen = frozenset(tenants)
+    return chosen.__contains__
+
+
+def jsonable(value: Any) -> Any:
+    """YAML's values as JSON's (dates as ISO 8601 text, which the models read back)."""
+    return to_jsonable_python(value)
+
+
+class DefinitionsStore:
+    def __init__(self, engine: Engine, secret_key: str = "") -> None:
+        self.engine = engine
+        self._secret_key = secret_key
+
+    def __repr__(self) -> str:  # never the URL's password nor the key
+        return f"DefinitionsStore({self.engine.url.render_as_string(hide_password=True)})"
+
+    @classmethod
+    def open(cls, url: str, secret_key: str = "") -> DefinitionsStore:
+        return cls(engine_for(url), secret_key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> DefinitionsStore:
+        settings = settings or Settings.from_env()
+        return cls.open(settings.database_url, settings.secret_key)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # --- reading
+
+    def is_empty(self) -> bool:
+        with self.engine.connect() as connection:
+            return not connection.execute(
+                select(exists(select(OutputRow.id)) | exists(select(ExportRow.id)))
+            ).scalar()
+
+    def load(self, tenants: Tenants | None = None, now: datetime | None = None) -> DefinitionsFile:
+        """Every output and export (of `tenants` only, when given; the operator's outputs
+        always) validated as a file is, leniently: a bad entry is left out and listed in
+        `rejected`. Two queries, then one pass of the pydantic models."""
+        return parse_definitions(self.document(tenants), STORE, now, lenient=True)
+
+    def document(self, tenants: Tenants | None = None) -> dict[str, Any]:
+        """The store as the parsed YAML of a definitions file."""
+        keep = tenant_filter(tenants)
+        with self.engine.connect() as connection:
+            output_rows = connection.execute(
+                select(OutputRow.name, OutputRow.tenant, OutputRow.type, OutputRow.settings)
+            ).all()
+            export_rows = connection.execute(
+                select(ExportRow.tenant, ExportRow.definition).order_by(ExportRow.id)
+            ).all()
+        outputs = {
+            name: {"type": kind, **({} if tenant is None else {"tenant": tenant}), **settings}
+            for name, tenant, kind, settings in output_rows
+            if tenant is None or keep(tenant)
+        }
+        return as_document(outputs, [body for tenant, body in export_rows if keep(tenant)])
+
+    def output(self, name: str) -> Output | None:
+        """Output `name` (without its stored credentials), or None: one row read."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(OutputRow).where(OutputRow.name == name)).first()
+        if row is None:
+            return None
+        body = {"type": row.type, "tenant": row.tenant, **row.settings}
+        return _OUTPUT.validate_python(body)
+
+    def outputs(self) -> dict[str, Output]:
+        return dict(self.load().outputs)
+
+    def credential_names(self, name: str) -> list[str]:
+        """Which credentials of output `name` are stored (their names, never values)."""
+        with self.engine.connect() as connection:
+            names = connection.execute(
+                select(OutputRow.secret_names).where(OutputRow.name == name)
+            ).scalar()
+        return list(names or [])
+
+    def open_output(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
+        """The destination of output `name`, its stored credentials decrypted only now and
+        handed to the output's client; a DefinitionError when there is no such output."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(OutputRow).where(OutputRow.name == name)).first()
+        if row is None:
+            raise DefinitionError(f"unknown output {name!r} (not in the definitions store)")
+        body = {"type": row.type, "tenant": row.tenant, **row.settings}
+        output = _OUTPUT.validate_python(body)
+        secrets = crypto.decrypt(self._secret_key, name, row.secrets) if row.secrets else None
+        return output.open(name, environ, secrets)
+
+    # --- changing
+
+    def _apply(
+        self,
+        outputs: Mapping[str, Any],
+        exports: list[dict[str, Any]],
+        *,
+        prune: bool,
+        where: Path,
+        now: datetime | None = None,
+    ) -> Changes:
+        outputs, exports = jsonable(dict(outputs)), jsonable(exports)
+        with self.session() as session, session.begin():
+            applier = Applier(session)
+            applier.check(outputs, exports, prune, where, now)
+            return applier.apply(outputs, exports, prune)
+
+    def apply_file(
+        self, path: Path, *, prune: bool = False, now: datetime | None = None
+    ) -> Changes:
+        """Upsert every output and export of a definitions file, validated exactly as
+        `validate` does (a DefinitionError listing every problem), in one transaction;
+        `prune` also removes what the file does not hold."""
+        _exists, document = read_definitions_document(path, missing_ok=False)
+        parse_definitions(document, path, now)
+        document = document or {}
+        return self._apply(
+            document.get("outputs") or {},
+            list(document.get("exports") or []),
+            prune=prune,
+            where=Path(f"{path} with the store"),
+            now=now,
+        )
+
+    def seed(self, document: Any, loaded: DefinitionsFile) -> Changes:
+        """Store what a lenient load of a file kept (the first load of an empty store)."""
+        document = document or {}
+        left_out = {r.index for r in loaded.rejected}
+        exports = [e for i, e in enumerate(document.get("exports") or []) if i not in left_out]
+        outputs = {n: b for n, b in (document.get("outputs") or {}).items() if n in loaded.outputs}
+        with self.session() as session, session.begin():
+            return Applier(session).apply(jsonable(outputs), jsonable(exports), prune=False)
+
+    def put_output(
+        self, name: str, body: Mapping[str, Any], secrets: Mapping[str, str] | None = None
+    ) -> Changes:
+        """Create or replace one output (its YAML keys, `tenant` included); `secrets`, when
+        given, replaces its stored credentials (`{}` removes them)."""
+        changes = self._apply({name: dict(body)}, [], prune=False, where=STORE)
+        if secrets is not None:
+            self.set_credentials(name, secrets)
+        return changes
+
+    def put_export(self, body: Mapping[str, Any]) -> Changes:
+        """Create or replace one export (its YAML keys); its output must be stored."""
+        return self._apply({}, [dict(body)], prune=False, where=STORE)
+
+    def delete_export(self, name: str) -> bool:
+        with self.session() as session, session.begin():
+            row = session.scalars(select(ExportRow).where(ExportRow.name == name)).first()
+            if row is not None:
+                session.delete(row)
+            return row is not None
+
+    def delete_output(self, name: str) -> bool:
+        """Remove output `name`; a DefinitionError while an export uses it."""
+        with self.session() as session, session.begin():
+            applier = Applier(session)
+            if name not in applier.outputs:
+                return False
+            applier.remove_outputs({name})
+            return True
+
+    def set_credentials(self, name: str, secrets: Mapping[str, str]) -> None:
+        """Store the credentials of output `name` encrypted with EXPORTER_SECRET_KEY.
+        Names are the output's `*_env` fields without the suffix (`secret_access_key`)."""
+        with self.session() as session, session.begin():
+            row = session.scalars(select(OutputRow).where(OutputRow.name == name)).first()
+            if row is None:
+                raise DefinitionError(f"unknown output {name!r} (not in the definitions store)")
+            allowed = type(_OUTPUT.validate_python(row.body())).credentials()
+            unknown = sorted(set(secrets) - set(allowed))
+            if unknown:
+                raise DefinitionError(
+                    f"output {name!r} ({row.type}) has no credential {', '.join(unknown)} "
+                    f"(choose {', '.join(allowed) or 'none'})"
+                )
+            values = {k: v for k, v in secrets.items() if v}
+            row.secrets = crypto.encrypt(self._secret_key, name, values) if values else None
+            row.secret_names = sorted(values) or None
