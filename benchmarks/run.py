@@ -284,6 +284,8 @@ def backfill_30_days(work: str, per_hour: int) -> int:
             {
                 "EXPORTER_LAKE_URL": str(root / "lake"),
                 "EXPORTER_EXPORTS_FILE": str(root / "exports.yaml"),
+                # A store of its own: each round's exports file is its first load.
+                "EXPORTER_DATABASE_URL": f"sqlite:///{root / 'exporter.sqlite3'}",
                 "EXPORTER_PARTITIONS_START": "2026-09-01",
             }
         )
