@@ -45,6 +45,8 @@ class Project:
                 "EXPORTER_LANDING_URL": str(root / "landing"),
                 "EXPORTER_LAKE_URL": str(root / "lake"),
                 "EXPORTER_EXPORTS_FILE": str(root / "exports.yaml"),
+                # The module's own definitions store: its first load applies this file.
+                "EXPORTER_DATABASE_URL": f"sqlite:///{root / 'exporter.sqlite3'}",
                 "EXPORTER_PARTITIONS_START": "2026-09-01",
             }
         )
