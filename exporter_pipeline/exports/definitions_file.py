@@ -280,16 +280,23 @@ def parse_definitions(
             problems += exports.found[index]
         if problems:
             raise DefinitionError("\n".join(problems))
-        return DefinitionsFile(path=path, outputs=outputs, exports=list(exports.valid.values()))
+        return _assembled(path=path, outputs=outputs, exports=list(exports.valid.values()))
     rejected = exports.rejected(top.exports)
     left_out = {r.index for r in rejected}
-    return DefinitionsFile(
+    return _assembled(
         path=path,
         outputs=outputs,
         exports=[e for index, e in exports.valid.items() if index not in left_out],
         rejected=rejected,
         rejected_outputs=problems,
     )
+
+
+def _assembled(**parts: Any) -> DefinitionsFile:
+    """The file of parts validated one by one above. Built without validating them again:
+    that would double the work of a load and check the rules against the wall clock
+    instead of the `now` they were validated for."""
+    return DefinitionsFile.model_construct(**{"rejected": [], "rejected_outputs": [], **parts})
 
 
 class _Loader(yaml.SafeLoader):
