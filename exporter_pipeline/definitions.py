@@ -22,7 +22,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     hours = hourly_partitions_def(settings)
     # Lenient: a bad entry is left out and reported, the rest of the file loads.
     definitions = load_definitions_file(Path(settings.exports_file), lenient=True)
-    exports = build_export_objects(definitions)
+    resources = {
+        "lake": LakeResource.from_settings(settings),
+        "outputs": OutputsResource.of(definitions.outputs),
+    }
+    exports = build_export_objects(definitions, resources, settings)
     delivery_job, delivery_sensors, delivery_resources = build_delivery(exports.loaded, settings)
     privacy_jobs, privacy_schedules = build_privacy_jobs(definitions)
     return dg.Definitions(
@@ -34,11 +38,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         # takes its writing with it (a step child would go on and publish), and
         # partitions, not steps, are the unit of parallel work.
         executor=dg.in_process_executor,
-        resources={
-            "lake": LakeResource.from_settings(settings),
-            "outputs": OutputsResource.of(definitions.outputs),
-            **delivery_resources,
-        },
+        resources={**resources, **delivery_resources},
     )
 
 
