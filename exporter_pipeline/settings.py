@@ -44,6 +44,8 @@ DEFAULTS = {
     "EXPORTER_DESTINATION_RETRY_S": "120",
     # The GCS emulator's address (tests, the demo); the SDK's own variable name.
     "STORAGE_EMULATOR_HOST": "",
+    # `k/N`: this code location loads only the tenants of shard k of N (shards.py).
+    "EXPORTER_SHARD": "",
 }
 
 
@@ -76,6 +78,7 @@ class Settings:
     destination_attempts: int = 5
     destination_retry_s: float = 120.0
     storage_emulator_host: str = ""
+    shard: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,4 +121,5 @@ class Settings:
             destination_attempts=max(1, int(get("EXPORTER_DESTINATION_ATTEMPTS"))),
             destination_retry_s=float(get("EXPORTER_DESTINATION_RETRY_S")),
             storage_emulator_host=get_text("STORAGE_EMULATOR_HOST"),
+            shard=get_text("EXPORTER_SHARD"),
         )
