@@ -10,6 +10,7 @@ from pathlib import Path
 
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.shards import workspace_yaml
 from exporter_pipeline.windows import parse_utc
 
 
@@ -153,6 +154,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(day, events_per_hour=args.events_per_hour)
 
 
+def cmd_workspace(args: argparse.Namespace) -> int:
+    if args.shards < 1:
+        print("--shards must be at least 1", file=sys.stderr)
+        return 2
+    sys.stdout.write(workspace_yaml(args.shards, args.host, args.port))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exporter-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     test_output.add_argument("name", help="output name in the definitions file")
     test_output.add_argument("--file", help="definitions file (default: EXPORTER_EXPORTS_FILE)")
     test_output.set_defaults(run=cmd_test_output)
+
+    workspace = commands.add_parser(
+        "workspace", help="print a Dagster workspace.yaml for N shards (gRPC code servers)"
+    )
+    workspace.add_argument("--shards", type=int, required=True, help="number of shards, N")
+    workspace.add_argument("--host", default="127.0.0.1", help="host of the code servers")
+    workspace.add_argument("--port", type=int, default=4000, help="port of shard 1 (k: port+k-1)")
+    workspace.set_defaults(run=cmd_workspace)
 
     demo = commands.add_parser("demo", help="simulate a day for two tenants and materialize it")
     demo.add_argument("--day", help="UTC day to simulate (default: yesterday)")

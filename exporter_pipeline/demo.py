@@ -105,12 +105,13 @@ def _print_hours(lake: Destination, start: datetime, end: datetime, run_id: str)
 def _run_exports(
     defs: dg.Definitions, instance: dg.DagsterInstance, day: datetime
 ) -> list[str] | None:
-    """Run every daily and hourly export of the definitions file for the demo day."""
-    from exporter_pipeline.exports.spec import load_definitions_file
+    """Run every daily and hourly export of the definitions store for the demo day."""
+    from exporter_pipeline.store.location import load_definitions
 
     settings = Settings.from_env()
-    definitions = load_definitions_file(Path(settings.exports_file))
-    print(f"\nexports of {settings.exports_file} for {day:%Y-%m-%d}:")
+    # The store the code location loaded (its first load applied EXPORTER_EXPORTS_FILE).
+    definitions = load_definitions(settings)
+    print(f"\nexports of the definitions store for {day:%Y-%m-%d}:")
     print(f"{'export':<22} {'dataset':<8} {'files':>5} {'rows':>7}  manifest")
     names = []
     for export in definitions.exports:

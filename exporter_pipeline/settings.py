@@ -51,6 +51,8 @@ DEFAULTS = {
     "EXPORTER_SECRET_KEY": "",
     # The Dagster webserver that `definitions apply` asks to reload the code location.
     "EXPORTER_DAGSTER_URL": "http://127.0.0.1:3000",
+    # `k/N`: this code location loads only the tenants of shard k of N (shards.py).
+    "EXPORTER_SHARD": "",
 }
 # DAGSTER_HOME when the environment has none, as the README's commands set it.
 DEFAULT_DAGSTER_HOME = "./.dagster_home"
@@ -89,6 +91,7 @@ class Settings:
     database_url: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
     dagster_url: str = "http://127.0.0.1:3000"
+    shard: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +137,7 @@ class Settings:
             database_url=_store_setting(source, "EXPORTER_DATABASE_URL") or database_url(source),
             secret_key=_store_setting(source, "EXPORTER_SECRET_KEY"),
             dagster_url=get("EXPORTER_DAGSTER_URL").rstrip("/"),
+            shard=get_text("EXPORTER_SHARD"),
         )
 
 

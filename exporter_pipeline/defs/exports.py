@@ -8,7 +8,7 @@ window; its Dagster status is the execution status.
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -33,8 +33,6 @@ from exporter_pipeline.windows import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, hours_of
 MAX_PARTITIONS_PER_RUN = {"hourly": 168, "daily": 10, "weekly": 4}
 
 log = logging.getLogger(__name__)
-# What `dg.define_asset_job` returns; Dagster does not export its class publicly.
-ExportJob = Any
 
 
 def export_partitions_def(export: ExportDefinition) -> dg.TimeWindowPartitionsDefinition:
@@ -218,11 +216,27 @@ def _check(
     )
 
 
-def build_export_job(export: ExportDefinition, settings: Settings | None = None) -> ExportJob:
+def build_export_job(
+    export: ExportDefinition,
+    asset: dg.AssetsDefinition,
+    resources: Mapping[str, Any],
+    settings: Settings | None = None,
+) -> dg.JobDefinition:
+    """The job `export_<name>`, resolved against a `Definitions` holding only its asset.
+
+    Dagster resolves an asset job by walking every asset of the `Definitions` it is given,
+    so N export jobs resolved together cost N² (4,000 exports: 69 s). Resolved alone, a job
+    costs the same whatever the number of other exports; the code location then takes it
+    as a finished job beside the same asset.
+    """
     limit = (settings or Settings.from_env()).export_max_runtime_s
-    return dg.define_asset_job(
+    job = dg.define_asset_job(
         name=export_job_name(export.name),
         selection=dg.AssetSelection.assets(["exports", export.name]),
         tags={**export_tags(export), **max_runtime_tags(limit)},
         description=f"Executions of export {export.name} (tenant {export.tenant}).",
     )
+    alone = dg.Definitions(
+        assets=[asset], jobs=[job], resources=resources, executor=dg.in_process_executor
+    )
+    return alone.resolve_job_def(job.name)

@@ -1,25 +1,18 @@
 """Every export definition as Dagster objects, one export at a time, leniently."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
-from exporter_pipeline.defs.exports import ExportJob, build_export_asset, build_export_job
+from exporter_pipeline.defs.exports import build_export_asset, build_export_job
 from exporter_pipeline.defs.schedules import build_export_schedule
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def build_exports(
-    definitions: DefinitionsFile,
-) -> tuple[list[dg.AssetsDefinition], list[ExportJob]]:
-    exports = definitions.exports
-    return (
-        [build_export_asset(e, definitions) for e in exports],
-        [build_export_job(e) for e in exports],
-    )
 
 
 @dataclass
@@ -28,7 +21,7 @@ class ExportObjects:
     a placeholder asset per export that did not, and the definitions that built."""
 
     assets: list[dg.AssetsDefinition | dg.AssetSpec]
-    jobs: list[ExportJob]
+    jobs: list[dg.JobDefinition]
     schedules: list[dg.ScheduleDefinition]
     loaded: DefinitionsFile
     not_loaded: dict[str, str] = field(default_factory=dict)
@@ -45,16 +38,19 @@ def not_loaded_asset(key: list[str], label: str, reason: str) -> dg.AssetSpec:
     )
 
 
-def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
+def build_export_objects(
+    definitions: DefinitionsFile, resources: Mapping[str, Any], settings: Settings
+) -> ExportObjects:
     """Each export's asset, job and schedule, built one export at a time.
 
     An export whose definition was rejected (a lenient load) or whose Dagster objects fail
     to build is left out with its schedule, delivery and sensor entry, logged and shown as
     a placeholder asset: one bad entry must not keep the code location, and so every
-    tenant's jobs, from loading. One pass, constant work per export.
+    tenant's jobs, from loading. One pass, constant work per export: each job is resolved
+    with `resources` (those its asset requires) against its own asset only.
     """
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
-    jobs: list[ExportJob] = []
+    jobs: list[dg.JobDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     loaded: list[ExportDefinition] = []
     not_loaded: dict[str, str] = {}
@@ -66,9 +62,10 @@ def build_export_objects(definitions: DefinitionsFile) -> ExportObjects:
     ]
     for export in definitions.exports:
         try:
+            asset = build_export_asset(export, definitions)
             built = (
-                build_export_asset(export, definitions),
-                build_export_job(export),
+                asset,
+                build_export_job(export, asset, resources, settings),
                 build_export_schedule(export) if export.schedule else None,
             )
         # Whatever Dagster raises for this export leaves out this export only.

@@ -10,6 +10,7 @@ into the document, like seed 003's `source.pointer`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,23 @@ class DefinitionsFile(BaseModel):
 
     def export(self, name: str) -> ExportDefinition:
         return next(e for e in self.exports if e.name == name)
+
+    def of_tenants(self, holds: Callable[[str], bool], *, with_unowned: bool) -> DefinitionsFile:
+        """Only the exports and outputs of the tenants `holds` accepts (a shard's), plus the
+        operator's outputs; the rejected entries, which may have no tenant, only when
+        `with_unowned`, so that one location, not every shard, shows them."""
+        return self.model_copy(
+            update={
+                "exports": [e for e in self.exports if holds(e.tenant)],
+                "outputs": {
+                    name: output
+                    for name, output in self.outputs.items()
+                    if output.tenant is None or holds(output.tenant)
+                },
+                "rejected": self.rejected if with_unowned else [],
+                "rejected_outputs": self.rejected_outputs if with_unowned else [],
+            }
+        )
 
 
 class _OutputHolder(BaseModel):
@@ -280,16 +298,23 @@ def parse_definitions(
             problems += exports.found[index]
         if problems:
             raise DefinitionError("\n".join(problems))
-        return DefinitionsFile(path=path, outputs=outputs, exports=list(exports.valid.values()))
+        return _assembled(path=path, outputs=outputs, exports=list(exports.valid.values()))
     rejected = exports.rejected(top.exports)
     left_out = {r.index for r in rejected}
-    return DefinitionsFile(
+    return _assembled(
         path=path,
         outputs=outputs,
         exports=[e for index, e in exports.valid.items() if index not in left_out],
         rejected=rejected,
         rejected_outputs=problems,
     )
+
+
+def _assembled(**parts: Any) -> DefinitionsFile:
+    """The file of parts validated one by one above. Built without validating them again:
+    that would double the work of a load and check the rules against the wall clock
+    instead of the `now` they were validated for."""
+    return DefinitionsFile.model_construct(**{"rejected": [], "rejected_outputs": [], **parts})
 
 
 class _Loader(yaml.SafeLoader):

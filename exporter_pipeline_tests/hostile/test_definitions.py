@@ -601,10 +601,10 @@ def test_an_export_that_fails_to_build_is_left_out_and_reported(
     )
     build_job = loading.build_export_job
 
-    def fails_for_one(definition: Any) -> Any:
+    def fails_for_one(definition: Any, *args: Any) -> Any:
         if definition.name == "acme_broken":
             raise dg.DagsterInvalidDefinitionError("Invalid tag value for key: tenant")
-        return build_job(definition)
+        return build_job(definition, *args)
 
     monkeypatch.setattr(loading, "build_export_job", fails_for_one)
     with caplog.at_level(logging.WARNING, logger=loading.__name__):

@@ -1,0 +1,85 @@
+"""Tenants split over code locations: `EXPORTER_SHARD=k/N` loads the tenants of shard k.
+
+A tenant's shard is a stable hash of its name (SHA-256, not Python's salted `hash`), so
+every process of a deployment, and every later one, agrees on it without a lookup table.
+Shard 1 also holds what belongs to no tenant: the lake's assets (raw events and the data
+sets derived from them) and the definitions that could not be loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from exporter_pipeline.errors import DefinitionError
+
+_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def shard_of(tenant: str, count: int) -> int:
+    """The shard (1 … count) holding `tenant`."""
+    digest = hashlib.sha256(tenant.encode("utf-8")).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % count
+
+
+@dataclass(frozen=True)
+class Shard:
+    number: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard | None:
+        """`k/N` with 1 ≤ k ≤ N; empty text is the whole deployment in one location."""
+        if not text.strip():
+            return None
+        match = _PATTERN.fullmatch(text)
+        number, count = (int(match[1]), int(match[2])) if match else (0, 0)
+        if not 1 <= number <= count:
+            raise DefinitionError(
+                f"EXPORTER_SHARD={text!r}: expected k/N with 1 <= k <= N, e.g. 1/4"
+            )
+        return cls(number, count)
+
+    @property
+    def location_name(self) -> str:
+        return f"exporter_pipeline_shard_{self.number}_of_{self.count}"
+
+    def holds(self, tenant: str) -> bool:
+        return shard_of(tenant, self.count) == self.number
+
+    @property
+    def holds_lake(self) -> bool:
+        """Shard 1 holds the lake's assets and what belongs to no tenant."""
+        return self.number == 1
+
+
+def holds(shard: Shard | None, tenant: str) -> bool:
+    return shard is None or shard.holds(tenant)
+
+
+def holds_lake(shard: Shard | None) -> bool:
+    return shard is None or shard.holds_lake
+
+
+def workspace_yaml(count: int, host: str = "127.0.0.1", port: int = 4000) -> str:
+    """A Dagster `workspace.yaml` for `count` shards, each a gRPC code server on its port,
+    with the command that starts each server above its entry."""
+    lines = [
+        f"# {count} shards of exporter_pipeline, one gRPC code server each. Start each with",
+        "# its own EXPORTER_SHARD (same settings otherwise), then point the webserver and",
+        "# the daemon at this file: dagster-webserver -w workspace.yaml; dagster-daemon run -w …",
+        "load_from:",
+    ]
+    for number in range(1, count + 1):
+        shard = Shard(number, count)
+        lines += [
+            f"  # EXPORTER_SHARD={number}/{count} dagster code-server start"
+            f" -m exporter_pipeline.definitions -h {host} -p {port + number - 1}"
+            f" --location-name {shard.location_name}",
+            "  - grpc_server:",
+            f"      host: {host}",
+            f"      port: {port + number - 1}",
+            f"      location_name: {shard.location_name}",
+        ]
+    return "\n".join(lines) + "\n"
