@@ -1,5 +1,6 @@
 """A running deployment for end-to-end tests: `dagster dev` (webserver + daemon) on a free
-port with a temporary DAGSTER_HOME, on SQLite or on a throwaway PostgreSQL cluster."""
+port with a temporary DAGSTER_HOME, on SQLite or on a throwaway PostgreSQL cluster, on the
+project's workspace.yaml or another one (the shards' gRPC code servers)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def start_dagster_dev(
     env: dict[str, str],
     postgres: Postgres | None,
     instance: dict[str, Any] | None = None,
+    workspace: Path = REPO / "workspace.yaml",
 ) -> Iterator[Deployment]:
     home = root / "dagster_home"
     home.mkdir()
@@ -82,7 +84,7 @@ def start_dagster_dev(
             str(REPO / ".venv" / "bin" / "dagster"),
             "dev",
             "-w",
-            str(REPO / "workspace.yaml"),
+            str(workspace),
             "-h",
             "127.0.0.1",
             "-p",
@@ -152,12 +154,14 @@ def _wait_for_code_location(deployment: Deployment, process: subprocess.Popen[by
             entries = deployment.graphql(query)["workspaceOrError"]["locationEntries"]
         except (requests.RequestException, AssertionError):
             entries = []
-        if entries and entries[0]["loadStatus"] == "LOADED":
-            loaded = entries[0]["locationOrLoadError"]
-            assert loaded["__typename"] == "RepositoryLocation", loaded
+        # Every location of the workspace (one, or one per shard) must have loaded.
+        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            for entry in entries:
+                loaded = entry["locationOrLoadError"]
+                assert loaded["__typename"] == "RepositoryLocation", (entry["name"], loaded)
             return
         time.sleep(1)
-    raise TimeoutError("the code location did not load within 180 s")
+    raise TimeoutError("the code locations did not load within 180 s")
 
 
 from exporter_pipeline_tests.delivery.conftest import receiver  # noqa: E402, F401 (shared)
