@@ -40,7 +40,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     }
     exports = build_export_objects(definitions, resources, settings)
     delivery_job, delivery_sensors, delivery_resources = build_delivery(exports.loaded, settings)
-    privacy_jobs, privacy_schedules = build_privacy_jobs(definitions)
+    privacy_jobs, privacy_schedules = build_privacy_jobs(definitions, shard)
     return dg.Definitions(
         # The lake's assets are defined once in a deployment: in shard 1 when sharded.
         assets=[*lake_assets(hours, shard), *exports.assets],

@@ -62,6 +62,23 @@ def holds_lake(shard: Shard | None) -> bool:
     return shard is None or shard.holds_lake
 
 
+def wrong_location(shard: Shard | None, tenant: str) -> str | None:
+    """Why this location must not act for `tenant`, or None when it holds the tenant.
+
+    A job every shard has (erasure) acts on the tenant's exports, which only the tenant's
+    own shard knows: launched elsewhere it would miss them without an error.
+    """
+    if holds(shard, tenant):
+        return None
+    assert shard is not None
+    home = Shard(shard_of(tenant, shard.count), shard.count)
+    return (
+        f"tenant {tenant!r} belongs to shard {home.number}/{home.count} (code location "
+        f"{home.location_name}), not to this location's shard {shard.number}/{shard.count}: "
+        f"launch it in {home.location_name}, which holds the tenant's exports"
+    )
+
+
 def workspace_yaml(count: int, host: str = "127.0.0.1", port: int = 4000) -> str:
     """A Dagster `workspace.yaml` for `count` shards, each a gRPC code server on its port,
     with the command that starts each server above its entry."""

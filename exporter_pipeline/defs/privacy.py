@@ -12,6 +12,7 @@ from exporter_pipeline.privacy.erasure import erase_user
 from exporter_pipeline.privacy.retention import RetentionPolicy, apply_retention, plan_retention
 from exporter_pipeline.privacy.user_export import export_user
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.shards import Shard, holds_lake, wrong_location
 
 
 class UserDataExportConfig(dg.Config):
@@ -83,7 +84,9 @@ def user_data_export() -> None:
     export_user_data()
 
 
-def build_erase_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
+def build_erase_job(
+    exports: list[ExportDefinition], shard: Shard | None = None
+) -> dg.JobDefinition:
     @dg.op
     def erase(
         context: dg.OpExecutionContext,
@@ -92,6 +95,10 @@ def build_erase_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
         outputs: OutputsResource,
     ) -> dg.Output[dict]:
         """Remove the user everywhere we manage, tombstone them, and audit the erasure."""
+        # Another shard's tenant: its exports are not here to regenerate. Refused before
+        # anything is touched, rather than erased from the lake but left in its exports.
+        if reason := wrong_location(shard, config.tenant):
+            raise dg.Failure(f"erase_user not run: {reason}", allow_retries=False)
 
         def output_of(export: ExportDefinition) -> Destination | None:
             # An output we do not manage is never opened: its keys may not even be set here.
@@ -131,7 +138,9 @@ def build_erase_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
     return erase_user_job
 
 
-def build_retention_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
+def build_retention_job(
+    exports: list[ExportDefinition], with_lake: bool = True
+) -> dg.JobDefinition:
     @dg.op
     def apply_retention_op(
         context: dg.OpExecutionContext,
@@ -148,7 +157,9 @@ def build_retention_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
                     export.output.name, (outputs.destination(export.output.name), [])
                 )
                 entry[1].append(export.output.path)
-        plan = plan_retention(lake.lake(), managed, now, retention_policy(Settings.from_env()))
+        policy = retention_policy(Settings.from_env())
+        # The lake's hours are removed by the location holding the lake only (shard 1).
+        plan = plan_retention(lake.lake(), managed, now, policy, with_lake=with_lake)
         verb = "would remove" if config.dry_run else "removing"
         for key in plan.lake_keys:
             context.log.info(f"{verb} lake {key}")
@@ -178,9 +189,10 @@ def build_retention_job(exports: list[ExportDefinition]) -> dg.JobDefinition:
 
 
 def build_privacy_jobs(
-    definitions: DefinitionsFile,
+    definitions: DefinitionsFile, shard: Shard | None = None
 ) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
-    retention_job = build_retention_job(definitions.exports)
+    """Every location has them, for its own tenants' exports; the lake is shard 1's."""
+    retention_job = build_retention_job(definitions.exports, with_lake=holds_lake(shard))
     retention_schedule = dg.ScheduleDefinition(
         name="retention_schedule",
         job=retention_job,
@@ -189,5 +201,5 @@ def build_privacy_jobs(
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Daily retention at 03:30 UTC.",
     )
-    jobs = [user_data_export, build_erase_job(definitions.exports), retention_job]
+    jobs = [user_data_export, build_erase_job(definitions.exports, shard), retention_job]
     return jobs, [retention_schedule]

@@ -40,13 +40,17 @@ def plan_retention(
     managed: dict[str, tuple[Destination, list[str]]],
     now: datetime,
     policy: RetentionPolicy,
+    *,
+    with_lake: bool = True,
 ) -> RetentionPlan:
     """What is past its age: lake hours by their hour's end, export files by write time.
 
     `managed` maps an output name to its destination and the export paths written there.
+    Without `with_lake` only export files are planned: the lake is one shard's to keep.
     """
     plan = RetentionPlan()
-    for datasets, age in ((RAW_DATASETS, policy.raw), (AGGREGATE_DATASETS, policy.aggregates)):
+    ages = ((RAW_DATASETS, policy.raw), (AGGREGATE_DATASETS, policy.aggregates))
+    for datasets, age in ages if with_lake else ():
         for dataset in datasets:
             for hour in lake_hours(lake, dataset):
                 if hour + timedelta(hours=1) <= now - age:
