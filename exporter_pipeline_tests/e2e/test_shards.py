@@ -1,7 +1,7 @@
 """Two shards end to end, as production runs them: each shard a `dagster code-server`
 (EXPORTER_SHARD=1/2 and 2/2) started with the command `exporter-pipeline workspace
---shards 2` prints, the webserver and the daemon (`dagster dev -w`) on that workspace of
-two gRPC locations, on a throwaway PostgreSQL instance, driven through GraphQL.
+--shards 2` prints, the webserver and the daemon (`dagster dev -w`) on that workspace, the
+instance and the definitions store on a throwaway PostgreSQL cluster, through GraphQL.
 
 Two tenants on different shards, each with an hourly export delivering a signed webhook
 to a real HTTP receiver on loopback. Each location lists only its own tenant's export
@@ -57,8 +57,7 @@ ISO = "%Y-%m-%dT%H:%M:%SZ"
 SECRETS = {
     k: "whsec_" + base64.b64encode(b"webhook secret of shard %d!!!!" % k).decode() for k in (1, 2)
 }
-# Hours of each shard's export: a launch of 00:00, and a backfill of two more hours.
-LAUNCHED = 0
+LAUNCHED = 0  # each shard's export: a launch of 00:00, a backfill of two more hours
 BACKFILLED = {1: (1, 2), 2: (3, 4)}
 REPOSITORIES = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
     name location { name } jobs { name } sensors { name }
@@ -173,6 +172,8 @@ def shards(tmp_path: Path, receiver: Receiver, postgres: Postgres) -> Iterator[S
         "EXPORTER_LAKE_URL": str(tmp_path / "lake"),
         "EXPORTER_LANDING_URL": str(landing),
         "EXPORTER_EXPORTS_FILE": str(tmp_path / "exports.yaml"),
+        # One store on PostgreSQL: both code servers find it empty and apply the file.
+        "EXPORTER_DATABASE_URL": postgres.create_database("shards_store"),
         "EXPORTER_PARTITIONS_START": f"{DAY:%Y-%m-%d}",
         "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
         **{f"E2E_SHARD{k}_SECRET": secret for k, secret in SECRETS.items()},
@@ -180,14 +181,9 @@ def shards(tmp_path: Path, receiver: Receiver, postgres: Postgres) -> Iterator[S
     servers = workspace(tmp_path)
     with contextlib.ExitStack() as stack:
         for shard, (argv, port, _) in sorted(servers.items()):
-            stack.enter_context(
-                code_server(
-                    argv,
-                    port,
-                    {**env, "EXPORTER_SHARD": f"{shard}/2"},
-                    tmp_path / f"shard{shard}.log",
-                )
-            )
+            shard_env = {**env, "EXPORTER_SHARD": f"{shard}/2"}  # else the same settings
+            log = tmp_path / f"shard{shard}.log"
+            stack.enter_context(code_server(argv, port, shard_env, log))
         for dev in start_dagster_dev(
             tmp_path, env, postgres, workspace=tmp_path / "workspace.yaml"
         ):
