@@ -33,6 +33,7 @@ from exporter_pipeline.delivery.cursor import (
     Hint,
     fresh_objects,
     listing_prefixes,
+    merge_hints,
     run_key,
 )
 from exporter_pipeline.destinations import ObjectInfo
@@ -219,7 +220,7 @@ def build_delivery_sensor(definitions: DefinitionsFile) -> dg.SensorDefinition:
         for kind, event_type in RUN_ENDS.items():
             ended = read_events(instance, kind, event_type, cursor, now)
             hints += run_end_hints(instance, ended, definitions, exports)
-        hints = [h for h in hints if h.export in exports]  # a pending one may be gone
+        hints = merge_hints(h for h in hints if h.export in exports)  # a pending one may be gone
         found, cursor.pending = look_up(context, outputs, hints, exports)
         fresh = fresh_objects(found, hints, cursor, now)
         owner = {h.key: exports[h.export] for h in hints}

@@ -102,13 +102,20 @@ def listing_prefixes(keys: Iterable[str]) -> list[str]:
     return sorted(prefixes)
 
 
+def merge_hints(hints: Iterable[Hint]) -> list[Hint]:
+    """One hint per key, with the earliest time any of its hints gave."""
+    merged: dict[str, Hint] = {}
+    for hint in hints:
+        if hint.key not in merged or hint.since < merged[hint.key].since:
+            merged[hint.key] = hint
+    return list(merged.values())
+
+
 def fresh_objects(
     found: Iterable[ObjectInfo], hints: Iterable[Hint], cursor: DeliveryCursor, now: datetime
 ) -> list[ObjectInfo]:
     """The hinted objects to deliver (oldest first), each once, marked seen in `cursor`."""
-    since: dict[str, datetime] = {}
-    for hint in hints:
-        since[hint.key] = min(hint.since, since.get(hint.key, hint.since))
+    since = {hint.key: hint.since for hint in merge_hints(hints)}
     fresh = {
         seen_id(o): o
         for o in found
