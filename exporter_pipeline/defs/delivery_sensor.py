@@ -32,6 +32,7 @@ from exporter_pipeline.delivery.cursor import (
     DeliveryCursor,
     Hint,
     fresh_objects,
+    legacy_run_key,
     listing_prefixes,
     merge_hints,
     run_key,
@@ -65,6 +66,35 @@ def _when(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def _fetch(
+    instance: dg.DagsterInstance,
+    event_type: dg.DagsterEventType,
+    after: int | None,
+    since: datetime | None,
+    limit: int,
+    ascending: bool = True,
+) -> Sequence[dg.EventLogRecord]:
+    """Events of one type after storage id `after` (and `since`), from the instance's index:
+    run ends through `fetch_run_status_changes` (SQLite keeps the events of each run in a
+    file of its own and mirrors only run ends and asset events into its index)."""
+    after_timestamp = since.timestamp() if since else None
+    if event_type != OBSERVATION:
+        records_filter = dg.RunStatusChangeRecordsFilter(
+            event_type,  # type: ignore[arg-type]  # one of RUN_ENDS: run status changes
+            after_storage_id=after,
+            after_timestamp=after_timestamp,
+        )
+        return instance.fetch_run_status_changes(records_filter, limit, ascending=ascending).records
+    with warnings.catch_warnings():
+        # Dagster points to fetch_observations, which reads one asset key at a time.
+        warnings.simplefilter("ignore", UserWarning)
+        return instance.get_event_records(
+            dg.EventRecordsFilter(event_type, after_cursor=after, after_timestamp=after_timestamp),
+            limit=limit,
+            ascending=ascending,
+        )
+
+
 def read_events(
     instance: dg.DagsterInstance,
     kind: str,
@@ -75,21 +105,13 @@ def read_events(
     """The next events of one kind after the cursor (on a first tick: of the last
     MAX_AGE), at most EVENTS_PER_TICK; moves the cursor past them."""
     after = cursor.after.get(kind)
-    records_filter = dg.EventRecordsFilter(
-        event_type=event_type,
-        after_cursor=after,
-        after_timestamp=(now - MAX_AGE).timestamp() if after is None else None,
-    )
-    with warnings.catch_warnings():
-        # Dagster suggests fetch_observations/fetch_run_status_changes, which need an
-        # asset key or read one status at a time the same way; this reads every asset's.
-        warnings.simplefilter("ignore", UserWarning)
-        records = instance.get_event_records(records_filter, limit=EVENTS_PER_TICK, ascending=True)
-        if records:
-            cursor.after[kind] = records[-1].storage_id
-        elif after is None:  # nothing recent: start after the newest event of the kind
-            latest = instance.get_event_records(dg.EventRecordsFilter(event_type), limit=1)
-            cursor.after[kind] = latest[0].storage_id if latest else 0
+    since = now - MAX_AGE if after is None else None
+    records = _fetch(instance, event_type, after, since, EVENTS_PER_TICK)
+    if records:
+        cursor.after[kind] = records[-1].storage_id
+    elif after is None:  # nothing recent: start after the newest event of the kind
+        latest = _fetch(instance, event_type, None, None, 1, ascending=False)
+        cursor.after[kind] = latest[0].storage_id if latest else 0
     return records
 
 
@@ -144,52 +166,60 @@ def look_up(
     context: dg.SensorEvaluationContext,
     outputs: OutputsResource,
     hints: list[Hint],
+    cursor: DeliveryCursor,
     exports: Mapping[str, ExportDefinition],
-) -> tuple[list[ObjectInfo], list[Hint]]:
-    """The hinted objects that exist, and the hints whose output could not be read."""
+) -> list[tuple[str, ObjectInfo]]:
+    """(export, object) of each new hinted object; the hints of an output that could not
+    be read are kept in the cursor for the next tick."""
     by_output: dict[str, list[Hint]] = defaultdict(list)
     for hint in hints:
         by_output[exports[hint.export].output.name].append(hint)
-    found: list[ObjectInfo] = []
-    failed: list[Hint] = []
+    now, fresh, cursor.pending = datetime.now(UTC), [], []
     for output, its_hints in sorted(by_output.items()):
+        found: list[ObjectInfo] = []
         try:
             destination = outputs.destination(output)
             for prefix in listing_prefixes(h.key for h in its_hints):
                 found += destination.list(prefix)
         except (ExporterError, OSError) as error:
             context.log.warning(f"output {output}: {error}; its manifests are looked for again")
-            failed += its_hints
-    return found, failed
+            cursor.pending += its_hints
+            continue
+        fresh += fresh_objects(found, its_hints, cursor, now)
+    return fresh
 
 
 def new_requests(
     instance: dg.DagsterInstance,
-    fresh: list[ObjectInfo],
-    owner: Mapping[str, ExportDefinition],
+    fresh: list[tuple[str, ObjectInfo]],
+    exports: Mapping[str, ExportDefinition],
 ) -> list[dg.RunRequest]:
-    """A delivery per object, unless a delivery run already has its run key."""
-    keys = [run_key(info) for info in fresh]
-    used = set()
-    for start in range(0, len(keys), 500):
+    """A delivery per object, unless a delivery run already has its run key (or the
+    per-output sensors' key for it, on a run of the same export)."""
+    keys = [run_key(name, info) for name, info in fresh]
+    legacy = [legacy_run_key(info) for _, info in fresh]
+    used: set[tuple[str | None, str | None]] = set()
+    asked = [*keys, *legacy]
+    for start in range(0, len(asked), 500):
         runs = instance.get_run_records(
-            dg.RunsFilter(job_name=DELIVERY_JOB, tags={RUN_KEY_TAG: keys[start : start + 500]})
+            dg.RunsFilter(job_name=DELIVERY_JOB, tags={RUN_KEY_TAG: asked[start : start + 500]})
         )
-        used |= {record.dagster_run.tags.get(RUN_KEY_TAG) for record in runs}
+        used |= {
+            (r.dagster_run.tags.get(RUN_KEY_TAG), r.dagster_run.tags.get("export")) for r in runs
+        }
+    used_keys = {key for key, _ in used}
     return [
         dg.RunRequest(
             run_key=key,
-            run_config={
-                "ops": {"deliver": {"config": {"export": owner[info.key].name, "key": info.key}}}
-            },
+            run_config={"ops": {"deliver": {"config": {"export": name, "key": info.key}}}},
             tags={
-                "export": owner[info.key].name,
-                "tenant": owner[info.key].tenant,
+                "export": name,
+                "tenant": exports[name].tenant,
                 "delivery": "failed" if info.key.endswith(ERROR_SUFFIX) else "ready",
             },
         )
-        for key, info in zip(keys, fresh, strict=True)
-        if key not in used
+        for key, old, (name, info) in zip(keys, legacy, fresh, strict=True)
+        if key not in used_keys and (old, name) not in used
     ]
 
 
@@ -221,10 +251,8 @@ def build_delivery_sensor(definitions: DefinitionsFile) -> dg.SensorDefinition:
             ended = read_events(instance, kind, event_type, cursor, now)
             hints += run_end_hints(instance, ended, definitions, exports)
         hints = merge_hints(h for h in hints if h.export in exports)  # a pending one may be gone
-        found, cursor.pending = look_up(context, outputs, hints, exports)
-        fresh = fresh_objects(found, hints, cursor, now)
-        owner = {h.key: exports[h.export] for h in hints}
-        requests = new_requests(instance, fresh, owner)
+        fresh = look_up(context, outputs, hints, cursor, exports)
+        requests = new_requests(instance, fresh, exports)
         return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
 
     return deliver_manifests_sensor

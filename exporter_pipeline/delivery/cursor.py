@@ -83,13 +83,24 @@ class DeliveryCursor:
         self.pending = [h for h in self.pending if h.since >= now - MAX_AGE][-MAX_PENDING:]
 
 
-def seen_id(info: ObjectInfo) -> str:
-    return f"{info.key}@{info.modified.astimezone(UTC).isoformat()}"
+def _moment(info: ObjectInfo) -> str:
+    return info.modified.astimezone(UTC).isoformat()
 
 
-def run_key(info: ObjectInfo) -> str:
-    """The delivery's run key: one run per manifest and modification time."""
-    return f"{info.key}#{info.modified.astimezone(UTC).isoformat()}"
+def seen_id(export: str, info: ObjectInfo) -> str:
+    return f"{export}:{info.key}@{_moment(info)}"
+
+
+def run_key(export: str, info: ObjectInfo) -> str:
+    """The delivery's run key: one run per manifest, modification time and export. One
+    sensor serves every output, and two outputs may hold the same key: the export's name
+    keeps their run keys apart (Dagster refuses a run key a second time per sensor)."""
+    return f"{legacy_run_key(info)}#{export}"
+
+
+def legacy_run_key(info: ObjectInfo) -> str:
+    """The run key the per-output sensors gave (unique within one output only)."""
+    return f"{info.key}#{_moment(info)}"
 
 
 def listing_prefixes(keys: Iterable[str]) -> list[str]:
@@ -103,27 +114,28 @@ def listing_prefixes(keys: Iterable[str]) -> list[str]:
 
 
 def merge_hints(hints: Iterable[Hint]) -> list[Hint]:
-    """One hint per key, with the earliest time any of its hints gave."""
-    merged: dict[str, Hint] = {}
+    """One hint per export and key, with the earliest time any of its hints gave."""
+    merged: dict[tuple[str, str], Hint] = {}
     for hint in hints:
-        if hint.key not in merged or hint.since < merged[hint.key].since:
-            merged[hint.key] = hint
+        known = merged.get((hint.export, hint.key))
+        if known is None or hint.since < known.since:
+            merged[hint.export, hint.key] = hint
     return list(merged.values())
 
 
 def fresh_objects(
     found: Iterable[ObjectInfo], hints: Iterable[Hint], cursor: DeliveryCursor, now: datetime
-) -> list[ObjectInfo]:
-    """The hinted objects to deliver (oldest first), each once, marked seen in `cursor`."""
-    since = {hint.key: hint.since for hint in merge_hints(hints)}
-    fresh = {
-        seen_id(o): o
-        for o in found
-        if o.key in since
-        and o.modified >= since[o.key]
-        and o.modified >= now - MAX_AGE
-        and seen_id(o) not in cursor.seen
-    }
+) -> list[tuple[str, ObjectInfo]]:
+    """(export, object) for each hinted object of one output to deliver, oldest first,
+    each once: marked seen in `cursor`."""
+    by_key = {hint.key: hint for hint in merge_hints(hints)}
+    fresh = {}
+    for info in found:
+        hint = by_key.get(info.key)
+        if hint is None or info.modified < max(hint.since, now - MAX_AGE):
+            continue
+        if (name := seen_id(hint.export, info)) not in cursor.seen:
+            fresh[name] = (hint.export, info)
     for name in fresh:
         cursor.seen[name] = now.timestamp()
-    return sorted(fresh.values(), key=lambda o: (o.modified, o.key))
+    return sorted(fresh.values(), key=lambda pair: (pair[1].modified, pair[1].key))

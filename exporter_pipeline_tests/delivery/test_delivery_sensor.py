@@ -15,7 +15,9 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 
+from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs import delivery_sensor
 from exporter_pipeline.delivery.cursor import (
     MAX_AGE,
@@ -27,8 +29,9 @@ from exporter_pipeline.delivery.cursor import (
 from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
 from exporter_pipeline.errors import RetryableDestinationError
+from exporter_pipeline.settings import Settings
 from exporter_pipeline_tests.delivery.conftest import Receiver
-from exporter_pipeline_tests.delivery.test_delivery import SECRET, Deployment
+from exporter_pipeline_tests.delivery.test_delivery import HOUR, SECRET, Deployment
 from exporter_pipeline_tests.exports.conftest import Lake
 
 MANIFESTS = "deliveries/_manifests"
@@ -192,12 +195,61 @@ def test_fresh_objects_are_new_since_their_hint_and_young_enough() -> None:
         info("b.json", since - timedelta(minutes=1)),  # an earlier run's: delivered then
         info("c.json", now),  # not hinted
     ]
-    assert [o.key for o in fresh_objects(found, hints, cursor, now)] == ["a.json"]
+    assert [(e, o.key) for e, o in fresh_objects(found, hints, cursor, now)] == [("e", "a.json")]
     assert fresh_objects(found, hints, cursor, now) == []  # seen
     cursor.forget_before(now + timedelta(hours=1))
     assert cursor.seen == {}
     old = [info("a.json", now - MAX_AGE - timedelta(seconds=1))]
     assert fresh_objects(old, [Hint("e", "a.json", now - MAX_AGE * 2)], cursor, now) == []
+
+
+def test_two_outputs_holding_the_same_key_both_deliver_on_a_sqlite_instance(
+    lake: Lake, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the default SQLite storage (events sharded per run), with one sensor for all."""
+    monkeypatch.setenv("T_HOOK_SECRET", SECRET)
+    hook = {"url": receiver.url, "secret_env": "T_HOOK_SECRET"}
+    document = {
+        "outputs": {n: {"type": "local", "path": str(tmp_path / n)} for n in ("o1", "o2")},
+        "exports": [
+            {
+                "name": f"acme_{n}",
+                "tenant": "acme",
+                "dataset": "raw",
+                "cadence": "hourly",
+                "start": "2026-10-01T00:00:00Z",
+                "output": {"name": n, "path": "deliveries"},
+                "delivery": {"webhook": hook},
+            }
+            for n in ("o1", "o2")
+        ],
+    }
+    (tmp_path / "exports.yaml").write_text(yaml.safe_dump(document))
+    defs = build_definitions(
+        Settings.from_env(
+            {
+                "EXPORTER_LAKE_URL": str(lake.root),
+                "EXPORTER_EXPORTS_FILE": str(tmp_path / "exports.yaml"),
+                "EXPORTER_PARTITIONS_START": "2026-09-01",
+                "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
+            }
+        )
+    )
+    sensor = defs.resolve_sensor_def("deliver_manifests_sensor")
+    with dg.instance_for_test() as instance:
+        for name in ("acme_o1", "acme_o2"):
+            job = defs.resolve_job_def(f"export_{name}")
+            assert job.execute_in_process(instance=instance, partition_key=HOUR).success
+        with dg.build_sensor_context(instance=instance, resources=defs.resources) as context:
+            result = sensor.evaluate_tick(context)
+        requests = list(result.run_requests or [])
+        assert sorted(r.tags["export"] for r in requests) == ["acme_o1", "acme_o2"]
+        assert keys(requests) == [MANIFEST_0, MANIFEST_0]
+        assert len({r.run_key for r in requests}) == 2
+        with dg.build_sensor_context(
+            instance=instance, resources=defs.resources, cursor=result.cursor
+        ) as context:
+            assert not sensor.evaluate_tick(context).run_requests
 
 
 def test_listing_prefixes_cover_a_day_of_names_each() -> None:
