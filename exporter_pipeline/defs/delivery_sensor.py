@@ -145,10 +145,9 @@ def run_end_hints(
 ) -> list[Hint]:
     """The manifest and error keys of every window of each ended run, new since it began."""
     hints = []
-    for run_id in dict.fromkeys(r.run_id for r in records):
-        found = instance.get_run_record_by_id(run_id)
-        if found is None:
-            continue
+    run_ids = list(dict.fromkeys(r.run_id for r in records))
+    # One query for every run of the tick (a query each cost 9 ms on SQLite).
+    for found in instance.get_run_records(dg.RunsFilter(run_ids=run_ids)) if run_ids else []:
         created = found.create_timestamp.replace(tzinfo=found.create_timestamp.tzinfo or UTC)
         since = (_when(found.start_time) if found.start_time else created) - SKEW
         for target in run_targets(definitions, found.dagster_run):
