@@ -7,7 +7,6 @@ A name is `[a-z0-9][a-z0-9_-]{0,62}`. What Dagster does with each string of a de
   `^[A-Za-z0-9_]+$` (no hyphen; no length limit);
 - export name → asset key `exports/<n>`: any string, but its op is named by
   `AssetKey.to_python_identifier`, which turns `-` and `.` into `_`;
-- output name → sensor `deliver_<n>_sensor`: `^[A-Za-z0-9_]+$`;
 - export name and tenant → tags `export`, `tenant`: strict on assets,
   `[A-Za-z0-9_.-]{0,63}`;
 - tenant → pool `tenant_<t>`: `^\\S+$`; tenant → owner `team:<t>`: non-empty after `team:`.
@@ -67,10 +66,6 @@ def export_job_name(export: str) -> str:
 
 def export_schedule_name(export: str) -> str:
     return f"export_{dagster_name(export)}_schedule"
-
-
-def delivery_sensor_name(output: str) -> str:
-    return f"deliver_{dagster_name(output)}_sensor"
 
 
 def dagster_name_clashes(names: Iterable[str]) -> list[tuple[str, str]]:

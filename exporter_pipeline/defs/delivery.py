@@ -1,23 +1,25 @@
-"""The delivery job and the sensors that launch it, one sensor per output.
+"""The delivery job, and the sensor that launches it (`defs/delivery_sensor.py`).
 
-A sensor lists the `_manifests/` folders of the exports that write to its output and
-have delivery targets, and launches one `deliver_export` run per new manifest (or
-error file) with run key `<key>#<modification time>`: Dagster never launches two runs
-with one run key, so each manifest is delivered once, whichever job or backfill wrote
-it. A run of `deliver_export` reads the manifest, signs a URL per file, POSTs the
-webhook and then sends the email; its outcome is the run's metadata. Each webhook attempt
-is a Dagster retry of the `deliver` step (see `defs/webhooks.py`).
+The sensor launches one `deliver_export` run per new manifest (or error file) with run
+key `<key>#<modification time>`: Dagster never launches two runs with one run key, so
+each manifest is delivered once, whichever job or backfill wrote it. A run of
+`deliver_export` reads the manifest, signs a URL per file, POSTs the webhook and then
+sends the email; its outcome is the run's metadata. Each webhook attempt is a Dagster
+retry of the `deliver` step (see `defs/webhooks.py`).
 """
 
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
+from exporter_pipeline.defs.delivery_sensor import (
+    DELIVERY_JOB,
+    build_delivery_sensor,
+    has_delivery,
+)
 from exporter_pipeline.defs.resources import OutputsResource, SmtpResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.defs.webhooks import WebhooksResource, send_webhook
-from exporter_pipeline.delivery.cursor import ManifestCursor, new_objects
 from exporter_pipeline.delivery.email import failed_message, ready_message
 from exporter_pipeline.delivery.notices import (
     FailedNotice,
@@ -30,14 +32,9 @@ from exporter_pipeline.destinations import Destination
 from exporter_pipeline.exports.manifest import ErrorRecord, Manifest
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, manifests_prefix
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
-from exporter_pipeline.names import delivery_sensor_name
 from exporter_pipeline.settings import Settings
 
-DELIVERY_JOB = "deliver_export"
-
-
-def has_delivery(export: ExportDefinition) -> bool:
-    return export.delivery is not None and bool(export.delivery.webhook or export.delivery.email)
+__all__ = ["DELIVERY_JOB", "build_delivery", "has_delivery"]
 
 
 class DeliveryConfig(dg.Config):
@@ -122,56 +119,13 @@ def build_delivery_job(
     return deliver_export
 
 
-def build_delivery_sensor(output: str, exports: list[ExportDefinition]) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=delivery_sensor_name(output),
-        job_name=DELIVERY_JOB,
-        minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Launches a delivery for each new manifest in output {output}.",
-    )
-    def manifests_sensor(
-        context: dg.SensorEvaluationContext, outputs: OutputsResource
-    ) -> dg.SensorResult:
-        destination = outputs.destination(output)
-        cursor = ManifestCursor.parse(context.cursor)
-        listing, owner = [], {}
-        for export in exports:
-            for info in destination.list(manifests_prefix(export.output.path)):
-                if info.key.endswith(".json"):
-                    listing.append(info)
-                    owner[info.key] = export
-        fresh, cursor = new_objects(listing, cursor, datetime.now(UTC))
-        requests = [
-            dg.RunRequest(
-                run_key=f"{info.key}#{info.modified.astimezone(UTC).isoformat()}",
-                run_config={
-                    "ops": {
-                        "deliver": {"config": {"export": owner[info.key].name, "key": info.key}}
-                    }
-                },
-                tags={
-                    "export": owner[info.key].name,
-                    "tenant": owner[info.key].tenant,
-                    "delivery": "failed" if info.key.endswith(ERROR_SUFFIX) else "ready",
-                },
-            )
-            for info in fresh
-        ]
-        return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
-
-    return manifests_sensor
-
-
 def build_delivery(
     definitions: DefinitionsFile, settings: Settings
 ) -> tuple[dg.JobDefinition, list[dg.SensorDefinition], dict[str, dg.ConfigurableResource]]:
-    """The delivery job, a sensor per output with delivering exports, and their resources."""
-    by_output: dict[str, list[ExportDefinition]] = {}
-    for export in definitions.exports:
-        if has_delivery(export):
-            by_output.setdefault(export.output.name, []).append(export)
-    sensors = [build_delivery_sensor(o, e) for o, e in sorted(by_output.items())]
+    """The delivery job, one sensor for every delivering export (none when there is no
+    such export), and their resources."""
+    delivering = any(has_delivery(export) for export in definitions.exports)
+    sensors = [build_delivery_sensor(definitions)] if delivering else []
     resources: dict[str, dg.ConfigurableResource] = {
         "smtp": smtp_resource(settings),
         # One resource for every export's webhook: no secret is read until a webhook is sent.

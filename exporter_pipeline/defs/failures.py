@@ -1,12 +1,13 @@
 """Failure notices for export runs that died before they could send their own.
 
 An execution that fails in Python writes its window's error file, and the delivery
-sensor of its output turns that file into one `export.failed` webhook or email. A run
+sensor (hinted by the run's end) turns that file into one `export.failed` webhook or email. A run
 whose worker is killed (out of memory, SIGKILL), stopped at its maximum runtime, never
 started, or canceled writes nothing: Dagster (the code server, or run monitoring) marks
 it FAILURE or CANCELED and the tenant would hear nothing. These sensors watch for those
 ends and write, for each window of the run, the error file the run did not write, in the
-same shape, so the existing delivery path sends exactly one notice for it.
+same shape, and log an observation of the export naming it (the delivery sensor reads
+those events, it lists no folder), so the existing delivery path sends exactly one notice.
 
 A window is left alone when the output already holds this run's error file (the run
 reported it) or manifest (the run published it), or a manifest or error file of a run
@@ -47,6 +48,7 @@ from exporter_pipeline.exports.naming import (
     data_key_time,
     error_key,
     manifest_key,
+    manifests_prefix,
 )
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.store.store import DefinitionsStore
@@ -268,6 +270,25 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=moment.tzinfo or UTC)  # storages may give naive UTC
 
 
+def observe_error_files(
+    instance: dg.DagsterInstance, definitions: DefinitionsFile, run: dg.DagsterRun, keys: list[str]
+) -> None:
+    """Log an observation of `exports/<name>` per error file written, after writing it:
+    the delivery sensor reads these to find the files (it lists no folder)."""
+    known = {e.name for e in definitions.exports}
+    for target in run_targets(definitions, run):
+        if target.export.name not in known:
+            continue  # an on-demand task has no asset (and no delivery) to observe
+        folder = manifests_prefix(target.export.output.path)
+        for key in (k for k in keys if k.startswith(folder)):
+            instance.report_runless_asset_event(
+                dg.AssetObservation(
+                    asset_key=["exports", target.export.name],
+                    metadata={"error_file": key, "failed_run": run.run_id},
+                )
+            )
+
+
 def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> dg.SensorDefinition:
     def report(context: dg.RunStatusSensorContext) -> None:
         run = context.dagster_run
@@ -294,6 +315,7 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
 
         reason = failure_reason(status.value, messages)
         written = report_failed_run(definitions, run, reason, started, is_later_run, destination_of)
+        observe_error_files(instance, definitions, run, written)
         context.log.info(
             f"run {run.run_id} ended {status.value}: "
             + (f"wrote {', '.join(written)} ({reason})" if written else "nothing to report")

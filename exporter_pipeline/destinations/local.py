@@ -90,16 +90,17 @@ class LocalDestination(Destination):
                 for d in dirs
                 if _may_hold(f"{folder_key}/{d}/" if folder_key != "." else f"{d}/", prefix)
             ]
+            # Keys are compared as text before any path is built: a prefix naming a few
+            # objects of a large folder costs a string test per other name, not a stat.
+            key_prefix = f"{folder_key}/" if folder_key != "." else ""
             for name in files:
-                if name.startswith(TEMP_PREFIX):
+                key = f"{key_prefix}{name}"
+                if name.startswith(TEMP_PREFIX) or not key.startswith(prefix):
                     continue
-                path = Path(dirpath) / name
-                key = path.relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    stat = path.stat()
-                    found.append(
-                        ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
-                    )
+                stat = os.stat(os.path.join(dirpath, name))
+                found.append(
+                    ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+                )
         return sorted(found, key=lambda o: o.key)
 
     def delete(self, key: str) -> None:

@@ -95,7 +95,7 @@ class Deployment:
         )
 
     def tick(self, cursor: str | None = None) -> list[dg.RunRequest]:
-        sensor = self.defs.resolve_sensor_def("deliver_out_sensor")
+        sensor = self.defs.resolve_sensor_def("deliver_manifests_sensor")
         # Opened as the daemon does: the outputs resource closes what a tick opened.
         with dg.build_sensor_context(
             instance=self.instance,

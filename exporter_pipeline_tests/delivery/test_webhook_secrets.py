@@ -78,7 +78,7 @@ def test_a_missing_secret_fails_only_the_delivery_that_needs_it(
     for name in ("acme_a", "acme_b"):
         export = defs.resolve_job_def(f"export_{name}")
         assert export.execute_in_process(instance=instance, partition_key=HOUR).success
-    sensor = defs.resolve_sensor_def("deliver_out_sensor")
+    sensor = defs.resolve_sensor_def("deliver_manifests_sensor")
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         tick = sensor.evaluate_tick(context)
     requests = {r.tags["export"]: r for r in tick.run_requests or []}
