@@ -8,12 +8,15 @@ retry mode, each request on its own (one part of a multipart upload, not the who
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import boto3
+import botocore.loaders
+import botocore.session
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -28,6 +31,20 @@ from exporter_pipeline.errors import (
 from exporter_pipeline.settings import Settings
 
 T = TypeVar("T")
+# botocore's data files (endpoints, the S3 service model), parsed once per process: a new
+# session parses them again, a quarter of a second per client (the delivery sensor opens
+# one per output with news). Only data is shared, never a session's credentials.
+_DATA_LOADER = botocore.loaders.create_loader()
+_CLIENTS = threading.Lock()
+
+
+def new_session() -> boto3.session.Session:
+    """A session of its own (its own credential chain) reading the shared data files."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _DATA_LOADER)
+    return boto3.session.Session(botocore_session=core)
+
+
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10, 120
 
 PERMANENT_CODES = {
@@ -95,14 +112,15 @@ class S3Destination(Destination):
         secret_access_key: str | None = None,
     ) -> S3Destination:
         """A destination with its own client; keys left out come from the AWS environment."""
-        client = boto3.session.Session().client(
-            "s3",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            config=client_config(attempts),
-        )
+        with _CLIENTS:  # creating clients is not thread-safe; using them is
+            client = new_session().client(
+                "s3",
+                region_name=region,
+                endpoint_url=endpoint_url,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                config=client_config(attempts),
+            )
         return cls(client, bucket, prefix)
 
     @classmethod
