@@ -7,17 +7,22 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 from sqlalchemy import text
 
+from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs.resources import OutputsResource
 from exporter_pipeline.errors import DefinitionError, PermanentDestinationError
+from exporter_pipeline.settings import Settings
 from exporter_pipeline.store.crypto import new_key
 from exporter_pipeline.store.dump import dump
 from exporter_pipeline.store.store import DefinitionsStore
 from exporter_pipeline_tests.conftest import S3Server
-from exporter_pipeline_tests.store.conftest import two_tenants, write
+from exporter_pipeline_tests.exports.conftest import DAY, build_lake
+from exporter_pipeline_tests.exports.test_secrets import everything_recorded, shown_in_the_ui
+from exporter_pipeline_tests.store.conftest import export, two_tenants, write
 
 
 # Made up per test: found nowhere unless it leaked.
@@ -108,3 +113,61 @@ def test_outputs_resource_opens_a_stored_credential(
     finally:
         destination.close()
     assert key.startswith("_exporter_check/")
+
+
+def test_a_run_through_a_stored_credential_records_it_nowhere(
+    store: DefinitionsStore,
+    s3_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A whole export run on moto with the output's keys held only by the store: the
+    files land, and neither key is in run config, tags, the event log, what the UI shows
+    of the location, or the process's output."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    lake = build_lake(tmp_path / "data", events_per_hour=40, hours=1)
+    bucket, key_id, value = s3_server.new_bucket(), f"AKIA{uuid.uuid4().hex[:16]}", secret()
+    output = {"type": "s3", "tenant": "acme", "bucket": bucket, "region": "us-east-1"}
+    hourly = export("acme_hourly", "acme", "acme_s3", "x", cadence="hourly")
+    document = {
+        "outputs": {"acme_s3": output},
+        "exports": [{**hourly, "start": "2026-10-01T00:00:00Z"}],
+    }
+    store.apply_file(write(tmp_path / "a.yaml", document))
+    store.set_credentials(
+        "acme_s3",
+        {
+            "endpoint_url": s3_server.endpoint_url,
+            "access_key_id": key_id,
+            "secret_access_key": value,
+        },
+    )
+    defs = build_definitions(
+        Settings.from_env(
+            {
+                "EXPORTER_LAKE_URL": str(lake.root),
+                "EXPORTER_EXPORTS_FILE": str(tmp_path / "none.yaml"),
+                "EXPORTER_PARTITIONS_START": "2026-09-01",
+            }
+        )
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("export_acme_hourly").execute_in_process(
+        instance=instance, partition_key=f"{DAY:%Y-%m-%d-%H:%M}"
+    )
+    assert result.success
+    answer = s3_server.client().list_objects_v2(Bucket=bucket)
+    assert [o["Key"] for o in answer["Contents"]] == [
+        "x/2026-10-01-00-00.csv",
+        "x/_manifests/2026-10-01-00-00_2026-10-01-01-00.json",
+    ]
+    captured = capfd.readouterr()
+    for text_seen in (
+        everything_recorded(instance, result.run_id),
+        shown_in_the_ui(defs),
+        captured.out,
+        captured.err,
+    ):
+        assert value not in text_seen and key_id not in text_seen
