@@ -39,6 +39,7 @@ from exporter_pipeline.defs.resources import OutputsResource
 from exporter_pipeline.destinations.outputs import LocalOutput
 from exporter_pipeline.exports.naming import manifest_key, manifests_prefix
 from exporter_pipeline.exports.spec import DefinitionsFile, load_definitions_file
+from exporter_pipeline.store.store import DefinitionsStore
 from exporter_pipeline_tests.servers import free_port, moto_command, server_process
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -143,8 +144,12 @@ def write_window(
 
 
 def measure(work: Path, outputs: int, days: int, s3: dict[str, Any] | None) -> list[str]:
-    definitions = load_definitions_file(write_definitions(work, outputs, days, s3))
-    resources = OutputsResource.of(definitions.outputs)
+    path = write_definitions(work, outputs, days, s3)
+    definitions = load_definitions_file(path)
+    # The outputs live in a definitions store of the benchmark's own, as in a deployment.
+    url = f"sqlite:///{work / 'store.sqlite3'}"
+    DefinitionsStore.open(url).apply_file(path)
+    resources = OutputsResource(database_url=url)
     began = time.perf_counter()
     written = fill_history(definitions, resources, days)
     lines = [f"history: {written:,} manifests in {time.perf_counter() - began:.1f} s"]

@@ -5,6 +5,7 @@ Its numbers are not checked here: performance is measured by the benchmark, not 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -65,3 +66,51 @@ def test_benchmark_command_prints_every_line(tmp_path: Path) -> None:
         r"orchestration \d+%",
         out,
     ), out
+
+
+@pytest.mark.servers  # fresh processes loading the code location: slow, not a unit
+def test_load_benchmark_prints_its_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "load.py"),
+            "--sizes",
+            "4,8",
+            "--shards",
+            "2",
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if re.match(r"\| \d", line)]
+    assert [row.split("|")[1:3] for row in rows] == [[" 4 ", " 1 "], [" 8 ", " 2 "]], done.stdout
+    for row in rows:  # apply, load, RSS, shard and run start-up: each measured
+        assert re.fullmatch(r"(\| [\d.,]+ ){7}\|", row), row
+    assert re.search(r"load 8 / 4 definitions: [\d.]+x the time for 2x", done.stdout)
+
+
+@pytest.mark.servers  # a Dagster instance and a sensor evaluated as the daemon does
+def test_sensor_tick_benchmark_prints_every_tick(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "sensor_tick.py"),
+            *("--outputs", "3", "--days", "1", "--work", str(tmp_path / "work")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "BENCH_HOOK_SECRET": "x"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "history: 72 manifests" in out, out
+    assert re.search(r"burst tick: [\d.]+ s, 3 run requests", out), out
+    assert re.search(r"re-runs tick: [\d.]+ s, 3 run requests", out), out
+    assert len(re.findall(r"the tick after: [\d.]+ s, 0 run requests", out)) == 2, out
