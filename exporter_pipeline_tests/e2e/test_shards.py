@@ -244,7 +244,7 @@ def check_locations(dev: Deployment, locations: dict[int, str]) -> None:
         exports = {j for j in jobs if j.startswith("export_")} - {"export_on_demand"}
         assert exports == {f"export_{export_name(shard)}"}
         assert "deliver_export" in jobs
-        assert "deliver_shared_sensor" in {s["name"] for s in repository["sensors"]}
+        assert "deliver_manifests_sensor" in {s["name"] for s in repository["sensors"]}
         assets = [a for a in repository["assetNodes"] if a["isMaterializable"]]
         defined = {"/".join(a["assetKey"]["path"]) for a in assets}
         assert {a for a in defined if a.startswith("exports/")} == {f"exports/{export_name(shard)}"}
