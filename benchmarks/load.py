@@ -11,8 +11,8 @@ each in fresh processes:
 - `dagster definitions validate`: a gRPC code server loads the location and the CLI fetches
   its snapshot, as the webserver and the daemon do; seconds and peak RSS of the tree;
 - the same for one shard of `--shards` (`EXPORTER_SHARD=1/N`);
-- run start-up: a fresh Python process that loads the code location and resolves one
-  export job, which is what a run worker does before its first step.
+- run start-up: a fresh Python process that loads the code location and asks it for one
+  export job by name, which is what a run worker does before its first step.
 
 The growth line compares the largest size with the smallest, per definition.
 """
@@ -50,7 +50,7 @@ RUN_START = (
     "import sys, warnings\n"
     "warnings.filterwarnings('ignore')\n"
     "from exporter_pipeline.definitions import defs\n"
-    "defs.get_repository_def().get_job(sys.argv[1])\n"
+    "defs.get_job(sys.argv[1])\n"
 )
 
 

@@ -5,15 +5,20 @@ import dagster as dg
 from exporter_pipeline.defs.delivery import build_delivery
 from exporter_pipeline.defs.derived import build_derived_assets
 from exporter_pipeline.defs.events import build_raw_events_asset
+from exporter_pipeline.defs.exports import build_export_asset, build_export_job
 from exporter_pipeline.defs.failures import build_failure_sensors
 from exporter_pipeline.defs.loading import build_export_objects
 from exporter_pipeline.defs.on_demand import build_on_demand_job
+from exporter_pipeline.defs.on_demand_location import on_demand_location
 from exporter_pipeline.defs.partitions import hourly_partitions_def
 from exporter_pipeline.defs.privacy import build_privacy_jobs
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
+from exporter_pipeline.exports.definitions_file import DefinitionsFile
+from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
-from exporter_pipeline.shards import Shard, holds_lake
+from exporter_pipeline.shards import Shard, holds, holds_lake
 from exporter_pipeline.store.location import load_definitions
+from exporter_pipeline.store.store import DefinitionsStore
 
 
 def lake_assets(
@@ -24,20 +29,49 @@ def lake_assets(
     return [build_raw_events_asset(hours), *build_derived_assets(hours)]
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    settings = settings or Settings.from_env()
-    hours = hourly_partitions_def(settings)
+def location_definitions(settings: Settings) -> DefinitionsFile:
+    """The definitions this location holds: the store's (the first load of an empty one
+    applies the exports file), leniently (a bad entry is left out and reported), of its
+    shard's tenants when sharded."""
     shard = Shard.parse(settings.shard)
-    # From the definitions store (the first load of an empty one applies the exports
-    # file). Lenient: a bad entry is left out and reported, the rest loads.
     definitions = load_definitions(settings)
     if shard is not None:
         definitions = definitions.of_tenants(shard.holds, with_unowned=shard.holds_lake)
-    resources = {
+    return definitions
+
+
+def export_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
         "lake": LakeResource.from_settings(settings),
         # No output in its config: a run reads its one output from the store.
         "outputs": OutputsResource.of(settings),
     }
+
+
+def build_export_job_alone(name: str, settings: Settings) -> dg.JobDefinition | None:
+    """Job `name` built from its export's definition alone (what a run worker needs), or
+    None when `name` is no export's job of this location or the export does not build."""
+    shard = Shard.parse(settings.shard)
+    store = DefinitionsStore.from_settings(settings)
+    definitions = store.load_named(lambda export: export_job_name(export) == name)
+    for export in definitions.exports:
+        if not holds(shard, export.tenant):
+            return None
+        try:
+            asset = build_export_asset(export, definitions)
+            return build_export_job(export, asset, export_resources(settings), settings)
+        # The whole location then leaves this export out and says why, as at load.
+        except Exception:
+            return None
+    return None
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    hours = hourly_partitions_def(settings)
+    shard = Shard.parse(settings.shard)
+    definitions = location_definitions(settings)
+    resources = export_resources(settings)
     exports = build_export_objects(definitions, resources, settings)
     delivery_job, delivery_sensors, delivery_resources = build_delivery(exports.loaded, settings)
     privacy_jobs, privacy_schedules = build_privacy_jobs(definitions, shard)
@@ -55,4 +89,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+def build_location(settings: Settings | None = None) -> dg.RepositoryDefinition:
+    """The location Dagster loads: whole for code servers, one export's job for its runs."""
+    settings = settings or Settings.from_env()
+    return on_demand_location(
+        lambda: build_definitions(settings), lambda name: build_export_job_alone(name, settings)
+    )
+
+
+defs = build_location()
