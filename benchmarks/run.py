@@ -395,9 +395,7 @@ def product_export_hours(work: str, hours: int) -> int:
 
 
 RUN_START = (
-    "import sys\n"
-    "from exporter_pipeline.definitions import defs\n"
-    "defs.get_job(sys.argv[1])\n"
+    "import sys\nfrom exporter_pipeline.definitions import defs\ndefs.get_job(sys.argv[1])\n"
 )
 
 
