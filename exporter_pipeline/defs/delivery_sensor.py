@@ -180,8 +180,13 @@ def look_up(
             destination = outputs.destination(output)
             for prefix in listing_prefixes(h.key for h in its_hints):
                 found += destination.list(prefix)
-        except (ExporterError, OSError) as error:
-            context.log.warning(f"output {output}: {error}; its manifests are looked for again")
+        # Whatever one output raises (a refused connection, an SDK's ValueError for a
+        # malformed endpoint) stops only that output's deliveries, never the tick.
+        except Exception as error:
+            reason = (
+                str(error) if isinstance(error, ExporterError | OSError) else type(error).__name__
+            )
+            context.log.warning(f"output {output}: {reason}; its manifests are looked for again")
             cursor.pending += its_hints
             continue
         fresh += fresh_objects(found, its_hints, cursor, now)

@@ -51,6 +51,7 @@ from exporter_pipeline.exports.naming import (
     manifests_prefix,
 )
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.names import export_job_name
 from exporter_pipeline.store.store import DefinitionsStore
 
 ON_DEMAND_JOB: Final = "export_on_demand"
@@ -82,8 +83,10 @@ def export_names_of_run(
 ) -> list[str]:
     """The exports a run of `job_name` over the assets `asset_paths` materialized."""
     names = set(known)
-    if job_name.startswith("export_") and job_name.removeprefix("export_") in names:
-        return [job_name.removeprefix("export_")]
+    # The job of an export is named after its Dagster name (`acme-daily`: export_acme_daily).
+    by_job = {export_job_name(name): name for name in names}
+    if job_name in by_job:
+        return [by_job[job_name]]
     found = {path[1] for path in asset_paths if len(path) == 2 and path[0] == "exports"}
     return sorted(found & names)
 

@@ -220,7 +220,7 @@ class _Exports:
                 f"/exports/{self.seen[export.name]}"
             )
         self.seen.setdefault(export.name, index)
-        if export.name in RESERVED_EXPORT_NAMES:
+        if dagster_name(export.name) in RESERVED_EXPORT_NAMES:
             problems.append(
                 f"{at}/name): name {export.name!r} is reserved (the job "
                 f"{export_job_name(export.name)} already exists)"

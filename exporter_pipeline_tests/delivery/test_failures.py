@@ -131,10 +131,13 @@ def document(output: Destination, key: str) -> dict[str, object]:
         ("__ASSET_JOB", [["exports", "gone"]], []),
         ("deliver_export", [], []),
         ("export_gone", [], []),
+        # A hyphenated export's job has its Dagster name (a scheduled run: no assets).
+        ("export_acme_weekly", [], ["acme-weekly"]),
     ],
 )
 def test_the_exports_of_a_run(job: str, assets: list[list[str]], expected: list[str]) -> None:
-    assert export_names_of_run(job, assets, ["acme_daily", "acme_hourly"]) == expected
+    known = ["acme_daily", "acme_hourly", "acme-weekly"]
+    assert export_names_of_run(job, assets, known) == expected
 
 
 @pytest.mark.parametrize(

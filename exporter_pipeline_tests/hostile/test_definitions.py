@@ -160,6 +160,14 @@ REFUSED = [
         id="name-reserved",
     ),
     pytest.param(
+        doc(export("on-demand")),
+        [
+            f"{at(repr('on-demand'), '/exports/0/name')}: name 'on-demand' is reserved (the job "
+            "export_on_demand already exists)"
+        ],
+        id="name-reserved-as-dagster-name",
+    ),
+    pytest.param(
         doc(export("acme-x"), export("acme_x", output={"name": "local", "path": "acme/2"})),
         [
             f"{at(A, '/exports/1/name')}: name 'acme_x' and export 'acme-x' (/exports/0) both "
