@@ -127,6 +127,10 @@ class Applier:
                 self.outputs[name] = row
                 counts.created += 1
             elif (row.tenant, row.type, row.settings) != (tenant, kind, settings):
+                # Credentials stored for one owner and kind of output never pass to another:
+                # an output given to another tenant, or made another type, loses them.
+                if (row.tenant, row.type) != (tenant, kind):
+                    row.secrets, row.secret_names = None, []
                 row.tenant, row.type, row.settings = tenant, kind, settings
                 counts.updated += 1
             else:

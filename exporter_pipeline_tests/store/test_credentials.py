@@ -171,3 +171,20 @@ def test_a_run_through_a_stored_credential_records_it_nowhere(
         captured.err,
     ):
         assert value not in text_seen and key_id not in text_seen
+
+
+def test_stored_credentials_never_pass_to_another_tenant(
+    store: DefinitionsStore, tmp_path: Path
+) -> None:
+    document = two_tenants(tmp_path / "out")
+    store.apply_file(write(tmp_path / "a.yaml", document))
+    store.set_credentials("acme_s3", {"secret_access_key": secret(), "access_key_id": "AKIA1"})
+    # Same owner, another bucket: the credentials stay.
+    document["outputs"]["acme_s3"]["bucket"] = "acme-archive"
+    assert store.apply_file(write(tmp_path / "b.yaml", document)).changed
+    assert store.credential_names("acme_s3") == ["access_key_id", "secret_access_key"]
+    # Given to globex (acme's export that used it gone): they are dropped, not inherited.
+    document["outputs"]["acme_s3"]["tenant"] = "globex"
+    document["exports"] = [e for e in document["exports"] if e["name"] != "acme_raw"]
+    assert store.apply_file(write(tmp_path / "c.yaml", document), prune=True).changed
+    assert store.credential_names("acme_s3") == []
