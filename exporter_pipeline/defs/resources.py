@@ -90,7 +90,11 @@ class OutputsResource(dg.ConfigurableResource):
     @classmethod
     def of(cls, settings: Settings | None = None) -> OutputsResource:
         url = (settings or Settings.from_env()).database_url
-        return cls(database_url="" if make_url(url).password else url)
+        parsed = make_url(url)
+        # A password in the URL or its query (libpq takes `?password=`) stays out of
+        # config: the run reads EXPORTER_DATABASE_URL from its environment instead.
+        secret = parsed.password or any("password" in key.lower() for key in parsed.query)
+        return cls(database_url="" if secret else url)
 
     def store(self) -> DefinitionsStore:
         settings = Settings.from_env()

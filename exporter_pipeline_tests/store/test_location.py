@@ -75,8 +75,14 @@ def test_outputs_resource_config_holds_no_output(definitions_store: str, tmp_pat
     assert str(raised.value) == "unknown output 'gone' (not in the definitions store)"
 
 
-def test_a_password_in_the_store_url_stays_out_of_the_config() -> None:
-    url = "postgresql+psycopg2://exporter:hunter2@db.example/exporter"
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://exporter:hunter2@db.example/exporter",
+        "postgresql+psycopg2://exporter@db.example/exporter?password=hunter2",
+    ],
+)
+def test_a_password_in_the_store_url_stays_out_of_the_config(url: str) -> None:
     resource = OutputsResource.of(Settings.from_env({"EXPORTER_DATABASE_URL": url}))
     assert resource.model_dump() == {"database_url": ""}  # read from the environment at run time
     assert "hunter2" not in repr(Settings.from_env({"EXPORTER_DATABASE_URL": url}))
