@@ -10,7 +10,7 @@ each in fresh processes:
 - `definitions apply` of the whole file into a fresh store (when the store exists);
 - `dagster definitions validate`: a gRPC code server loads the location and the CLI fetches
   its snapshot, as the webserver and the daemon do; seconds and peak RSS of the tree;
-- the same for one shard of `--shards` (`EXPORTER_SHARD=1/N`);
+- the same for one shard of `--shards` (`EXPORTER_SHARD=1/N`, the second);
 - run start-up: a fresh Python process that loads the code location and asks it for one
   export job by name, which is what a run worker does before its first step.
 

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     workspace.add_argument("--shards", type=int, required=True, help="number of shards, N")
     workspace.add_argument("--host", default="127.0.0.1", help="host of the code servers")
-    workspace.add_argument("--port", type=int, default=4000, help="port of shard 1 (k: port+k-1)")
+    workspace.add_argument("--port", type=int, default=4000, help="port of shard 0 (k: port+k)")
     workspace.set_defaults(run=cmd_workspace)
 
     demo = commands.add_parser("demo", help="simulate a day for two tenants and materialize it")

@@ -76,7 +76,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     delivery_job, delivery_sensors, delivery_resources = build_delivery(exports.loaded, settings)
     privacy_jobs, privacy_schedules = build_privacy_jobs(definitions, shard)
     return dg.Definitions(
-        # The lake's assets are defined once in a deployment: in shard 1 when sharded.
+        # The lake's assets are defined once in a deployment: in shard 0 when sharded.
         assets=[*lake_assets(hours, shard), *exports.assets],
         jobs=[*exports.jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
         schedules=[*exports.schedules, *privacy_schedules],

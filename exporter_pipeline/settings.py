@@ -91,7 +91,7 @@ class Settings:
     database_url: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
     dagster_url: str = "http://127.0.0.1:3000"
-    shard: str = ""
+    shard: str = "0/1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -2,8 +2,9 @@
 
 A tenant's shard is a stable hash of its name (SHA-256, not Python's salted `hash`), so
 every process of a deployment, and every later one, agrees on it without a lookup table.
-Shard 1 also holds what belongs to no tenant: the lake's assets (raw events and the data
-sets derived from them) and the definitions that could not be loaded.
+Shard 0 also holds what belongs to no tenant: the lake's assets (raw events and the data
+sets derived from them) and the definitions that could not be loaded. Shards count from
+0 (DESIGN.md: the default `0/1` is one location holding everything).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ _PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
 def shard_of(tenant: str, count: int) -> int:
-    """The shard (1 … count) holding `tenant`."""
+    """The shard (0 … count - 1) holding `tenant`."""
     digest = hashlib.sha256(tenant.encode("utf-8")).digest()
-    return 1 + int.from_bytes(digest[:8], "big") % count
+    return int.from_bytes(digest[:8], "big") % count
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,17 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard | None:
-        """`k/N` with 1 ≤ k ≤ N; empty text is the whole deployment in one location."""
+        """`k/N` with 0 ≤ k < N; `0/1` (the default) or empty text is the whole
+        deployment in one location."""
         if not text.strip():
             return None
         match = _PATTERN.fullmatch(text)
-        number, count = (int(match[1]), int(match[2])) if match else (0, 0)
-        if not 1 <= number <= count:
+        number, count = (int(match[1]), int(match[2])) if match else (-1, 0)
+        if not 0 <= number < count:
             raise DefinitionError(
-                f"EXPORTER_SHARD={text!r}: expected k/N with 1 <= k <= N, e.g. 1/4"
+                f"EXPORTER_SHARD={text!r}: expected k/N with 0 <= k < N, e.g. 0/4"
             )
-        return cls(number, count)
+        return cls(number, count) if count > 1 else None
 
     @property
     def location_name(self) -> str:
@@ -50,8 +52,8 @@ class Shard:
 
     @property
     def holds_lake(self) -> bool:
-        """Shard 1 holds the lake's assets and what belongs to no tenant."""
-        return self.number == 1
+        """Shard 0 holds the lake's assets and what belongs to no tenant."""
+        return self.number == 0
 
 
 def holds(shard: Shard | None, tenant: str) -> bool:
@@ -88,15 +90,15 @@ def workspace_yaml(count: int, host: str = "127.0.0.1", port: int = 4000) -> str
         "# the daemon at this file: dagster-webserver -w workspace.yaml; dagster-daemon run -w …",
         "load_from:",
     ]
-    for number in range(1, count + 1):
+    for number in range(count):
         shard = Shard(number, count)
         lines += [
             f"  # EXPORTER_SHARD={number}/{count} dagster code-server start"
-            f" -m exporter_pipeline.definitions -h {host} -p {port + number - 1}"
+            f" -m exporter_pipeline.definitions -h {host} -p {port + number}"
             f" --location-name {shard.location_name}",
             "  - grpc_server:",
             f"      host: {host}",
-            f"      port: {port + number - 1}",
+            f"      port: {port + number}",
             f"      location_name: {shard.location_name}",
         ]
     return "\n".join(lines) + "\n"

@@ -61,7 +61,7 @@ def test_one_user_deployment_per_shard_as_the_workspace_command_gives_them() -> 
     module = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
     workspace = yaml.safe_load(workspace_yaml(count))["load_from"]
     assert count >= 2 and len(workspace) == count
-    for number, (deployment, entry) in enumerate(zip(listed, workspace, strict=True), start=1):
+    for number, (deployment, entry) in enumerate(zip(listed, workspace, strict=True)):
         server = entry["grpc_server"]
         assert env_of(deployment)["EXPORTER_SHARD"] == f"{number}/{count}"
         # Kubernetes names allow no `_`: the CLI's location name with `-` instead.

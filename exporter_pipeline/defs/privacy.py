@@ -158,7 +158,7 @@ def build_retention_job(
                 )
                 entry[1].append(export.output.path)
         policy = retention_policy(Settings.from_env())
-        # The lake's hours are removed by the location holding the lake only (shard 1).
+        # The lake's hours are removed by the location holding the lake only (shard 0).
         plan = plan_retention(lake.lake(), managed, now, policy, with_lake=with_lake)
         verb = "would remove" if config.dry_run else "removing"
         for key in plan.lake_keys:
@@ -191,7 +191,7 @@ def build_retention_job(
 def build_privacy_jobs(
     definitions: DefinitionsFile, shard: Shard | None = None
 ) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
-    """Every location has them, for its own tenants' exports; the lake is shard 1's."""
+    """Every location has them, for its own tenants' exports; the lake is shard 0's."""
     retention_job = build_retention_job(definitions.exports, with_lake=holds_lake(shard))
     retention_schedule = dg.ScheduleDefinition(
         name="retention_schedule",

@@ -1,13 +1,13 @@
 """Two shards end to end, as production runs them: each shard a `dagster code-server`
-(EXPORTER_SHARD=1/2 and 2/2) started with the command `exporter-pipeline workspace
+(EXPORTER_SHARD=0/2 and 1/2) started with the command `exporter-pipeline workspace
 --shards 2` prints, the webserver and the daemon (`dagster dev -w`) on that workspace, the
 instance and the definitions store on a throwaway PostgreSQL cluster, through GraphQL.
 
 Two tenants on different shards, each with an hourly export delivering a signed webhook
 to a real HTTP receiver on loopback. Each location lists only its own tenant's export
-job, and only shard 1 defines `raw_events`. Landing files are ingested by shard 1's
+job, and only shard 0 defines `raw_events`. Landing files are ingested by shard 0's
 `raw_events`; per shard: a launch of one partition and a backfill of two (with the raw
-hours they read, so shard 2's export waits for shard 1's ingest across locations). The
+hours they read, so shard 1's export waits for shard 0's ingest across locations). The
 exported rows are compared with an independent count of the landing files, the manifests
 with the files, and each manifest is delivered once, by its own shard's sensor."""
 
@@ -50,15 +50,15 @@ DAY = datetime(2026, 10, 1, tzinfo=UTC)
 HOURS = 5  # landing hours 00:00 … 04:00 of DAY
 # The first candidate of each shard of 2, computed as the code location computes it.
 CANDIDATES = ["acme", "globex", "initech", "umbrella", "hooli"]
-TENANTS = {k: next(t for t in CANDIDATES if shard_of(t, 2) == k) for k in (1, 2)}
+TENANTS = {k: next(t for t in CANDIDATES if shard_of(t, 2) == k) for k in (0, 1)}
 SHARD_OF = {tenant: shard for shard, tenant in TENANTS.items()}
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 # A webhook secret per tenant: a body verifies with its own tenant's secret only.
 SECRETS = {
-    k: "whsec_" + base64.b64encode(b"webhook secret of shard %d!!!!" % k).decode() for k in (1, 2)
+    k: "whsec_" + base64.b64encode(b"webhook secret of shard %d!!!!" % k).decode() for k in (0, 1)
 }
 LAUNCHED = 0  # each shard's export: a launch of 00:00, a backfill of two more hours
-BACKFILLED = {1: (1, 2), 2: (3, 4)}
+BACKFILLED = {0: (1, 2), 1: (3, 4)}
 REPOSITORIES = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
     name location { name } jobs { name } sensors { name }
     assetNodes { assetKey { path } isMaterializable } } } } }"""
@@ -89,7 +89,7 @@ class Shards:
 
 
 def consecutive_free_ports() -> int:
-    """A port P with P+1 free too: the workspace command numbers shard k's port P+k-1."""
+    """A port P with P+1 free too: the workspace command numbers shard k's port P+k."""
     for _ in range(50):
         port = free_port()
         with contextlib.suppress(OSError), socket.socket() as sock:
@@ -158,7 +158,7 @@ def exports_file(root: Path, receiver: Receiver) -> dict[str, Any]:
 
     return {
         "outputs": {"shared": {"type": "local", "path": str(root / "out")}},
-        "exports": [export(1), export(2)],
+        "exports": [export(0), export(1)],
     }
 
 
@@ -233,7 +233,7 @@ def asset_node(dev: Deployment, path: list[str]) -> dict[str, Any]:
 
 def check_locations(dev: Deployment, locations: dict[int, str]) -> None:
     """Each location holds its own tenant's export, job and delivery sensor; the lake's
-    `raw_events` is shard 1's, and shard 2's export depends on it across locations."""
+    `raw_events` is shard 0's, and shard 1's export depends on it across locations."""
     nodes = dev.graphql(REPOSITORIES)["repositoriesOrError"]["nodes"]
     by_location = {n["location"]["name"]: n for n in nodes}
     assert sorted(by_location) == sorted(locations.values())
@@ -248,8 +248,8 @@ def check_locations(dev: Deployment, locations: dict[int, str]) -> None:
         assets = [a for a in repository["assetNodes"] if a["isMaterializable"]]
         defined = {"/".join(a["assetKey"]["path"]) for a in assets}
         assert {a for a in defined if a.startswith("exports/")} == {f"exports/{export_name(shard)}"}
-        assert ("raw_events" in defined) is (shard == 1), defined
-    assert asset_node(dev, ["raw_events"])["repository"]["location"]["name"] == locations[1]
+        assert ("raw_events" in defined) is (shard == 0), defined
+    assert asset_node(dev, ["raw_events"])["repository"]["location"]["name"] == locations[0]
     for shard, location in locations.items():
         export = asset_node(dev, ["exports", export_name(shard)])
         assert export["repository"]["location"]["name"] == location
@@ -257,7 +257,7 @@ def check_locations(dev: Deployment, locations: dict[int, str]) -> None:
             (d["asset"]["assetKey"]["path"], d["asset"]["repository"]["location"]["name"])
             for d in export["dependencies"]
         ]
-        assert parents == [(["raw_events"], locations[1])]
+        assert parents == [(["raw_events"], locations[0])]
 
 
 def landing_ids(landing: Path, tenant: str, hour: datetime) -> set[str]:
@@ -310,14 +310,14 @@ def ended(dev: Deployment, run_id: str) -> dict[str, Any] | None:
 def check_backfill(
     dev: Deployment, backfill_id: str, shard: int, locations: dict[int, str]
 ) -> set[str]:
-    """The backfill's runs succeeded, and shard 1 ingested the raw hours before the
+    """The backfill's runs succeeded, and shard 0 ingested the raw hours before the
     export's own shard exported them. Returns the ids of the export's runs."""
     found = shard_runs(dev, tags=[{"key": "dagster/backfill", "value": backfill_id}])
     assert found and {r["status"] for r in found} == {"SUCCESS"}, found
     ingest = [r for r in found if r["assets"] == {"raw_events"}]
     export = [r for r in found if r["assets"] == {f"exports/{export_name(shard)}"}]
     assert ingest and export and len(ingest) + len(export) == len(found), found
-    assert {r["location"] for r in ingest} == {locations[1]}
+    assert {r["location"] for r in ingest} == {locations[0]}
     assert {r["location"] for r in export} == {locations[shard]}
     assert max(r["endTime"] for r in ingest) <= min(r["startTime"] for r in export)
     return {r["runId"] for r in export}
@@ -347,7 +347,7 @@ def check_deliveries(shards: Shards, receiver: Receiver, manifests: dict[int, se
         shard = SHARD_OF[body["tenant"]]
         assert Webhook(SECRETS[shard]).verify(request.body, request.headers) == body
         with pytest.raises(WebhookVerificationError):
-            Webhook(SECRETS[3 - shard]).verify(request.body, request.headers)
+            Webhook(SECRETS[1 - shard]).verify(request.body, request.headers)
         assert body["type"] == "export.ready" and body["export"] == export_name(shard)
         received[shard].add(body["manifest"])
     assert received == manifests
@@ -358,14 +358,14 @@ def test_two_shards_launch_backfill_and_deliver(shards: Shards, receiver: Receiv
     began = time.monotonic()
     check_locations(dev, locations)
 
-    # Each shard backfills two hours of its export together with their ingest (shard 2's
-    # across the two locations); shard 1 ingests the launched hour, then each shard
+    # Each shard backfills two hours of its export together with their ingest (shard 1's
+    # across the two locations); shard 0 ingests the launched hour, then each shard
     # exports it.
     filled = {
         k: backfill(dev, [["raw_events"], ["exports", export_name(k)]], BACKFILLED[k])
         for k in TENANTS
     }
-    ingest = launch(dev, locations[1], "__ASSET_JOB", partition(LAUNCHED), ["raw_events"])
+    ingest = launch(dev, locations[0], "__ASSET_JOB", partition(LAUNCHED), ["raw_events"])
     ingested = wait_for(lambda: ended(dev, ingest), 180, "the ingest of the launched hour")
     assert ingested["status"] == "SUCCESS" and ingested["assets"] == {"raw_events"}
     launched = {

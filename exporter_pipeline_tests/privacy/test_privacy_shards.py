@@ -1,7 +1,7 @@
 """Privacy jobs of a sharded deployment (EXPORTER_SHARD=k/2), through the Dagster jobs on
 a local lake and output: erasure launched in a location that does not hold the tenant is
 refused before anything changes (the tenant's exports are in another location, so the
-user would stay in them), and only shard 1's retention removes lake hours; each shard's
+user would stay in them), and only shard 0's retention removes lake hours; each shard's
 retention removes its own exports' files."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from exporter_pipeline.shards import shard_of
 from exporter_pipeline_tests.exports.conftest import DAY, HOURS, Lake, build_lake
 
 # The tenants of build_lake, one in each shard of 2.
-SHARDS = {"acme": 1, "globex": 2}
+SHARDS = {"acme": 0, "globex": 1}
 HOUR = "2026-10-01-00:00"
 
 
@@ -50,7 +50,7 @@ def shard_definitions(root: Path, lake: Lake) -> dict[int, dg.Definitions]:
         "EXPORTER_PARTITIONS_START": "2026-09-01",
     }
     return {
-        k: build_definitions(Settings.from_env({**env, "EXPORTER_SHARD": f"{k}/2"})) for k in (1, 2)
+        k: build_definitions(Settings.from_env({**env, "EXPORTER_SHARD": f"{k}/2"})) for k in (0, 1)
     }
 
 
@@ -73,7 +73,7 @@ def test_erasure_is_refused_by_a_shard_that_does_not_hold_the_tenant(tmp_path: P
     assert {t: shard_of(t, 2) for t in SHARDS} == SHARDS
     lake = build_lake(tmp_path / "data", events_per_hour=400, hours=1)
     shards = shard_definitions(tmp_path, lake)
-    assert run(shards[1], "export_acme_raw", partition_key=HOUR).success
+    assert run(shards[0], "export_acme_raw", partition_key=HOUR).success
     exported = tmp_path / "out/acme/2026-10-01-00-00.csv"
     raw = pl.read_parquet(lake.files("raw_events")[0])
     user = raw.filter(pl.col("tenant") == "acme")["user_id"].drop_nulls().mode().sort()[0]
@@ -81,27 +81,27 @@ def test_erasure_is_refused_by_a_shard_that_does_not_hold_the_tenant(tmp_path: P
     before = sha256s(tmp_path)
     config = {"ops": {"erase": {"config": {"tenant": "acme", "user_id": user}}}}
 
-    # Shard 2 does not hold acme: nothing is erased, not even from the lake.
-    refused = run(shards[2], "erase_user", run_config=config)
+    # Shard 1 does not hold acme: nothing is erased, not even from the lake.
+    refused = run(shards[1], "erase_user", run_config=config)
     assert not refused.success
     failure = refused.failure_data_for_node("erase")
     assert failure is not None and failure.error is not None
     assert (
-        "erase_user not run: tenant 'acme' belongs to shard 1/2 (code location "
-        "exporter_pipeline_shard_1_of_2), not to this location's shard 2/2: launch it in "
-        "exporter_pipeline_shard_1_of_2, which holds the tenant's exports"
+        "erase_user not run: tenant 'acme' belongs to shard 0/2 (code location "
+        "exporter_pipeline_shard_0_of_2), not to this location's shard 1/2: launch it in "
+        "exporter_pipeline_shard_0_of_2, which holds the tenant's exports"
     ) in failure.error.message
     assert sha256s(tmp_path) == before
 
     # Acme's own shard erases the user from the lake and from acme's export.
-    erased = run(shards[1], "erase_user", run_config=config)
+    erased = run(shards[0], "erase_user", run_config=config)
     assert erased.success
     assert erased.output_for_node("erase")["audit"]
     assert user not in exported.read_text() and "acme" in exported.read_text()
 
 
 @pytest.mark.servers  # whole Dagster jobs (execute_in_process)
-def test_only_shard_1_removes_lake_hours_each_shard_its_exports_files(tmp_path: Path) -> None:
+def test_only_shard_0_removes_lake_hours_each_shard_its_exports_files(tmp_path: Path) -> None:
     lake = build_lake(tmp_path / "data", events_per_hour=200)
     shards = shard_definitions(tmp_path, lake)
     for tenant, shard in SHARDS.items():
@@ -120,7 +120,7 @@ def test_only_shard_1_removes_lake_hours_each_shard_its_exports_files(tmp_path: 
         assert result.success
         plans[shard] = result.output_for_node("apply_retention_op")
     expired = [hourly_key(d, HOURS[0]) for d in ("raw_events", "view_segments")]
-    assert sorted(plans[1]["lake"]) == sorted(expired) and plans[2]["lake"] == []
+    assert sorted(plans[0]["lake"]) == sorted(expired) and plans[1]["lake"] == []
     for tenant, shard in SHARDS.items():
         assert plans[shard]["exports"] == {
             "managed": [
