@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from exporter_pipeline.api.commands import add_parsers as add_api_parsers
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.shards import workspace_yaml
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=cmd_validate)
 
     _definitions_parser(commands)
+    add_api_parsers(commands)
 
     test_output = commands.add_parser(
         "test-output", help="check an output: write, read back and delete a small object"

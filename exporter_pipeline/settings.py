@@ -53,6 +53,11 @@ DEFAULTS = {
     "EXPORTER_DAGSTER_URL": "http://127.0.0.1:3000",
     # `k/N`: this code location loads only the tenants of shard k of N (shards.py).
     "EXPORTER_SHARD": "",
+    # The HTTP API: how many shards the deployment has (which code location holds a
+    # tenant's jobs), and the address its clients reach it at (download links of local
+    # outputs, served by the API itself).
+    "EXPORTER_API_SHARDS": "1",
+    "EXPORTER_API_URL": "http://127.0.0.1:8080",
 }
 # DAGSTER_HOME when the environment has none, as the README's commands set it.
 DEFAULT_DAGSTER_HOME = "./.dagster_home"
@@ -92,6 +97,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     dagster_url: str = "http://127.0.0.1:3000"
     shard: str = "0/1"
+    api_shards: int = 1
+    api_url: str = "http://127.0.0.1:8080"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +145,8 @@ class Settings:
             secret_key=_store_setting(source, "EXPORTER_SECRET_KEY"),
             dagster_url=get("EXPORTER_DAGSTER_URL").rstrip("/"),
             shard=get_text("EXPORTER_SHARD"),
+            api_shards=max(1, int(get("EXPORTER_API_SHARDS"))),
+            api_url=get("EXPORTER_API_URL").rstrip("/"),
         )
 
 

@@ -32,6 +32,8 @@ SERVER_FIXTURES = frozenset(
         "smtp_server",  # aiosmtpd (delivery/conftest.py)
         "servers",  # loopback HTTP(S) servers (hostile/test_webhooks.py)
         "postgres",  # a throwaway PostgreSQL cluster (below)
+        "api_server",  # the HTTP API on uvicorn (api/conftest.py)
+        "make_api",  # the same, started by the test
     }
 )
 TIERS = ("unit", "servers", "e2e")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, LargeBinary, MetaData, String
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, LargeBinary, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Names are at most 63 characters (names.py); a little room for the type's name.
@@ -77,3 +77,29 @@ class ExportRow(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class ApiKeyRow(Base):
+    """One key of the HTTP API: only its SHA-256 is kept (keys are 256 random bits, so a
+    fast hash is enough), with the first characters to tell keys apart in `list`."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(NAME, index=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    prefix: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StoreSecretRow(Base):
+    """Secrets the service makes for itself (the key that signs the API's download URLs
+    of local outputs), created once, on first use."""
+
+    __tablename__ = "store_secrets"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

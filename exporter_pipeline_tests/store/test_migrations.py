@@ -26,7 +26,13 @@ def check_upgrade_from_empty(url: str) -> None:
     assert inspect(engine).get_table_names() == []
     upgrade(engine)
     upgrade(engine)  # a second upgrade finds nothing to do
-    assert set(inspect(engine).get_table_names()) == {"alembic_version", "exports", "outputs"}
+    assert set(inspect(engine).get_table_names()) == {
+        "alembic_version",
+        "exports",
+        "outputs",
+        "api_keys",
+        "store_secrets",
+    }
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert context.get_current_revision() == head()

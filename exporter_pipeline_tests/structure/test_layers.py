@@ -8,6 +8,7 @@ Layers, lowest first (a module imports only its own layer or lower ones):
     lake          lake (key layout and hourly files)
     core          events, derived, exports, delivery, privacy
     store         store.* (the definitions store: SQLAlchemy models, migrations, apply)
+    api           api.* (the HTTP API: FastAPI over the store and Dagster's GraphQL)
     shell         defs.* (assets, jobs, schedules, sensors, resources)
     app           definitions, cli, demo
 """
@@ -30,6 +31,7 @@ LAYERS = (
     ("lake", ("lake",)),
     ("core", ("events", "derived", "exports", "delivery", "privacy")),
     ("store", ("store",)),
+    ("api", ("api",)),
     ("shell", ("defs",)),
     ("app", ("definitions", "cli", "demo", "__init__")),
 )

@@ -1,0 +1,93 @@
+"""`exporter-pipeline api` (serve the HTTP API) and `exporter-pipeline api-keys` (create,
+list, revoke the keys it takes)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.settings import Settings
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from exporter_pipeline.api.app import create_app
+
+    uvicorn.run(
+        create_app(Settings.from_env()),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        # The key of a request is in its headers, never its URL; the access log is safe.
+        access_log=True,
+    )
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from exporter_pipeline.store.api_keys import create_key
+    from exporter_pipeline.store.store import DefinitionsStore
+
+    try:
+        record, key = create_key(
+            DefinitionsStore.from_settings().engine, args.tenant, admin=args.admin
+        )
+    except DefinitionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    kind = "admin key" if record.admin else "key"
+    print(f"{kind} {record.id} for tenant {record.tenant} (shown once; only its hash is kept):")
+    print(key)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from exporter_pipeline.store.api_keys import list_keys
+    from exporter_pipeline.store.store import DefinitionsStore
+
+    keys = list_keys(DefinitionsStore.from_settings().engine, args.tenant)
+    print(f"{'id':>5}  {'tenant':<24} {'key':<12} {'admin':<5}  created           revoked")
+    for key in keys:
+        revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-"
+        admin = "yes" if key.admin else "no"
+        print(
+            f"{key.id:>5}  {key.tenant:<24} {key.prefix + '…':<12} {admin:<5}"
+            f"  {key.created_at:%Y-%m-%d %H:%M}  {revoked}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from exporter_pipeline.store.api_keys import revoke_key
+    from exporter_pipeline.store.store import DefinitionsStore
+
+    if not revoke_key(DefinitionsStore.from_settings().engine, args.id):
+        print(f"no live key {args.id}", file=sys.stderr)
+        return 1
+    print(f"key {args.id} revoked")
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]  # argparse's own type
+    api = commands.add_parser("api", help="serve the HTTP API v1 (docs at /docs)")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    api.add_argument("--port", type=int, default=8080, help="port to listen on")
+    api.add_argument("--log-level", default="info", help="uvicorn's log level")
+    api.set_defaults(run=cmd_api)
+
+    keys = commands.add_parser("api-keys", help="manage the HTTP API's keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key, printed once on its last line")
+    create.add_argument("--tenant", required=True, help="the tenant the key acts for")
+    create.add_argument(
+        "--admin", action="store_true", help="an operator key: may act for any tenant (?tenant=)"
+    )
+    create.set_defaults(run=cmd_keys_create)
+    listing = actions.add_parser("list", help="the keys (never the keys themselves)")
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    listing.set_defaults(run=cmd_keys_list)
+    revoke = actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id", type=int, help="the key's id (api-keys list)")
+    revoke.set_defaults(run=cmd_keys_revoke)
