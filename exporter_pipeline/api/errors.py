@@ -155,6 +155,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorDocument, "description": text}
     for status, text in {
         401: "no valid API key",
+        403: "a tenant key naming another tenant (`?tenant=` is for admin keys)",
         404: "no such resource (or another tenant's)",
         422: "the request is not valid",
     }.items()

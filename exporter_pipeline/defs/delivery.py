@@ -49,9 +49,9 @@ def read_notice(destination: Destination, key: str) -> tuple[Notice, str]:
     data = destination.get_bytes(key)
     if key.endswith(ERROR_SUFFIX):
         record = ErrorRecord.from_bytes(data)
-        return failed_notice(record, key), record.run_id
+        return failed_notice(record, key, destination), record.run_id
     manifest = Manifest.from_bytes(data)
-    return ready_notice(manifest, key, destination.signed_url), manifest.run_id
+    return ready_notice(manifest, key, destination), manifest.run_id
 
 
 def read_own_notice(

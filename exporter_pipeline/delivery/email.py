@@ -39,7 +39,12 @@ def ready_message(notice: ReadyNotice, sender: str, to: list[str]) -> EmailMessa
             f"- {entry.key} ({entry.rows} rows, {_size(entry.bytes)}, sha256 {entry.sha256})"
         )
         lines.append(f"  {entry.url}")
-    lines += ["", f"Manifest: {notice.manifest}"]
+    lines += [
+        "",
+        f"Manifest: {notice.manifest}",
+        f"  {notice.manifest_url}",
+        f"Run: {notice.run_id}",
+    ]
     message.set_content("\n".join(lines) + "\n")
     return message
 

@@ -114,11 +114,8 @@ class AzureBlobDestination(Destination):
     def close(self) -> None:
         self.service.close()
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
     def uri(self, key: str = "") -> str:
-        return f"az://{self.container_name}/{self._key(key)}"
+        return f"az://{self.container_name}/{self.object_key(key)}"
 
     def _fail(self, error: Exception, action: str, key: str) -> DestinationError:
         return self._given_up(classify_azure_error(error, action, self.uri(key)))
@@ -136,7 +133,7 @@ class AzureBlobDestination(Destination):
             raise self._fail(error, action, key) from None
 
     def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
-        blob = self.container.get_blob_client(self._key(key))
+        blob = self.container.get_blob_client(self.object_key(key))
         try:
             blob.upload_blob(stream, length=size, overwrite=True, max_concurrency=1)
         except azure_errors.AzureError as error:
@@ -144,7 +141,7 @@ class AzureBlobDestination(Destination):
 
     def download(self, key: str, local_path: Path) -> None:
         def fetch() -> None:
-            downloader = self.container.get_blob_client(self._key(key)).download_blob()
+            downloader = self.container.get_blob_client(self.object_key(key)).download_blob()
             with open(local_path, "wb") as handle:
                 downloader.readinto(handle)
 
@@ -154,7 +151,7 @@ class AzureBlobDestination(Destination):
         strip = len(self.prefix) + 1 if self.prefix else 0
 
         def listing() -> list[ObjectInfo]:
-            blobs = self.container.list_blobs(name_starts_with=self._key(prefix))
+            blobs = self.container.list_blobs(name_starts_with=self.object_key(prefix))
             found = [
                 ObjectInfo(b.name[strip:], int(b.size), b.last_modified.astimezone(UTC))
                 for b in blobs
@@ -165,7 +162,7 @@ class AzureBlobDestination(Destination):
 
     def delete(self, key: str) -> None:
         try:
-            self._call("delete", key, lambda: self.container.delete_blob(self._key(key)))
+            self._call("delete", key, lambda: self.container.delete_blob(self.object_key(key)))
         except FileNotFoundError:
             pass
 
@@ -175,11 +172,11 @@ class AzureBlobDestination(Destination):
                 f"Azure signed URL for {self.uri(key)}: the output has no account key to sign "
                 "with (set account_key_env or connection_string_env)"
             )
-        blob = self.container.get_blob_client(self._key(key))
+        blob = self.container.get_blob_client(self.object_key(key))
         token = generate_blob_sas(
             account_name=str(self.service.account_name),
             container_name=self.container_name,
-            blob_name=self._key(key),
+            blob_name=self.object_key(key),
             account_key=self.account_key,
             permission=BlobSasPermissions(read=True),
             expiry=datetime.now(UTC) + expires,

@@ -44,6 +44,8 @@ class Destination(abc.ABC):
 
     # What the SDK tried before an error reached us, said in messages: "gave up after ...".
     retries_note = ""
+    # The bucket or container prefix every key is under ("" for a local folder's root).
+    prefix = ""
 
     def _given_up(self, error: DestinationError) -> DestinationError:
         """A retryable error once the SDK's own retries are spent, saying how many there were."""
@@ -64,6 +66,11 @@ class Destination(abc.ABC):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def object_key(self, key: str) -> str:
+        """The key as the bucket names the object (the destination's prefix included): what
+        a tenant sees in its bucket, and what notices and the API call a file."""
+        return f"{self.prefix}/{key}" if self.prefix else key
 
     @abc.abstractmethod
     def uri(self, key: str = "") -> str:

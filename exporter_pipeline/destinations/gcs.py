@@ -125,14 +125,11 @@ class GCSDestination(Destination):
     def close(self) -> None:
         self.client.close()
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
     def uri(self, key: str = "") -> str:
-        return f"gs://{self.bucket_name}/{self._key(key)}"
+        return f"gs://{self.bucket_name}/{self.object_key(key)}"
 
     def _blob(self, key: str) -> Any:
-        return self.client.bucket(self.bucket_name).blob(self._key(key))
+        return self.client.bucket(self.bucket_name).blob(self.object_key(key))
 
     def _fail(self, error: Exception, action: str, key: str) -> DestinationError:
         return self._given_up(classify_gcs_error(error, action, self.uri(key)))
@@ -185,7 +182,7 @@ class GCSDestination(Destination):
 
         def listing() -> list[ObjectInfo]:
             blobs = self.client.list_blobs(
-                self.bucket_name, prefix=self._key(prefix), retry=self.retry, timeout=TIMEOUT
+                self.bucket_name, prefix=self.object_key(prefix), retry=self.retry, timeout=TIMEOUT
             )
             found = [
                 ObjectInfo(

@@ -131,11 +131,8 @@ class S3Destination(Destination):
     def close(self) -> None:
         self.client.close()
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
     def uri(self, key: str = "") -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
+        return f"s3://{self.bucket}/{self.object_key(key)}"
 
     def _call(self, action: str, key: str, call: Callable[[], T]) -> T:
         try:
@@ -152,7 +149,7 @@ class S3Destination(Destination):
     def put_stream(self, stream: BinaryIO, size: int, key: str) -> None:
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False)
         try:
-            self.client.upload_fileobj(stream, self.bucket, self._key(key), Config=config)
+            self.client.upload_fileobj(stream, self.bucket, self.object_key(key), Config=config)
         except OSError:
             raise  # reading the local stream failed; the upload was aborted
         except Exception as error:
@@ -162,7 +159,7 @@ class S3Destination(Destination):
         self._call(
             "download",
             key,
-            lambda: self.client.download_file(self.bucket, self._key(key), str(local_path)),
+            lambda: self.client.download_file(self.bucket, self.object_key(key), str(local_path)),
         )
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
@@ -171,7 +168,7 @@ class S3Destination(Destination):
         def listing() -> list[ObjectInfo]:
             found = []
             paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
                 for item in page.get("Contents", []):
                     found.append(
                         ObjectInfo(item["Key"][strip:], item["Size"], item["LastModified"])
@@ -182,7 +179,9 @@ class S3Destination(Destination):
 
     def delete(self, key: str) -> None:
         self._call(
-            "delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            "delete",
+            key,
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key)),
         )
 
     def signed_url(self, key: str, expires: timedelta = DEFAULT_URL_TTL) -> str:
@@ -191,7 +190,7 @@ class S3Destination(Destination):
             key,
             lambda: self.client.generate_presigned_url(
                 "get_object",
-                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                Params={"Bucket": self.bucket, "Key": self.object_key(key)},
                 ExpiresIn=int(expires.total_seconds()),
             ),
         )

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
 from exporter_pipeline.delivery.notices import failed_notice, ready_notice
+from exporter_pipeline.destinations.s3 import S3Destination
 from exporter_pipeline.exports.execution import error_record
 from exporter_pipeline.exports.manifest import (
     ErrorRecord,
@@ -110,35 +112,60 @@ def test_error_record_reads_into_the_model_and_writes_the_same_json(tmp_path: Pa
     written = orjson.dumps(record, option=orjson.OPT_INDENT_2)
     model = ErrorRecord.from_bytes(written)
     assert orjson.dumps(model.model_dump(mode="json"), option=orjson.OPT_INDENT_2) == written
-    body = failed_notice(model, "out/_manifests/x.error.json").body()
+    with bucket() as destination:
+        body = failed_notice(model, "out/_manifests/x.error.json", destination).body()
     assert body == {
         "type": "export.failed",
         "export": "acme_hourly",
         "tenant": "acme",
         "window": {"start": "2026-10-01T00:00:00Z", "end": "2026-10-01T01:00:00Z"},
-        "error_file": "out/_manifests/x.error.json",
+        "error_file": "tenant-alpha/out/_manifests/x.error.json",
         "error": "no data",
         "run_id": "run-2",
     }
     assert list(body) == ["type", "export", "tenant", "window", "error_file", "error", "run_id"]
 
 
+def bucket() -> S3Destination:
+    """An S3 output under the prefix `tenant-alpha`: presigning is computed locally, so no
+    server is needed to read the URLs it gives."""
+    return S3Destination.connect(
+        "acme-exports",
+        "tenant-alpha",
+        attempts=1,
+        region="eu-west-1",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="not-a-secret",
+    )
+
+
 def test_ready_notice_is_the_webhook_body_of_the_contract() -> None:
-    body = ready_notice(manifest(), "out/_manifests/m.json", lambda key: f"https://s/{key}").body()
+    with bucket() as destination:
+        body = ready_notice(manifest(), "out/_manifests/m.json", destination).body()
+    # Keys are the objects' keys in the bucket (the output's prefix included); URLs are
+    # SigV4 presigned URLs of those objects, valid 7 days.
+    urls = [body.pop("manifest_url"), *(f.pop("url") for f in body["files"])]
+    for url, key in zip(urls, [body["manifest"], body["files"][0]["key"]], strict=True):
+        parsed = urlsplit(url)
+        query = parse_qs(parsed.query)
+        assert parsed.path == f"/acme-exports/{key}" or parsed.netloc.startswith("acme-exports.")
+        assert parsed.path.endswith(key)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        assert query["X-Amz-Expires"] == ["604800"]
     assert body == {
         "type": "export.ready",
         "export": "acme_hourly",
         "tenant": "acme",
         "window": {"start": "2026-10-01T00:00:00Z", "end": "2026-10-01T01:00:00Z"},
-        "manifest": "out/_manifests/m.json",
+        "manifest": "tenant-alpha/out/_manifests/m.json",
+        "run_id": "run-1",
         "files": [
             {
-                "key": "out/2026-10-01-00-00.csv.gz",
-                "url": "https://s/out/2026-10-01-00-00.csv.gz",
+                "key": "tenant-alpha/out/2026-10-01-00-00.csv.gz",
                 "rows": 2,
                 "bytes": 30,
                 "sha256": "ab12",
             }
         ],
     }
-    assert list(body) == ["type", "export", "tenant", "window", "manifest", "files"]
+    assert list(body) == ["type", "export", "tenant", "window", "manifest", "run_id", "files"]
