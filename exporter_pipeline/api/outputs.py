@@ -105,6 +105,9 @@ def create_output(
     except (NameTaken, IntegrityError):
         raise _taken(asked.name) from None
     except DefinitionError as error:
+        # `a-b` and another's `a_b` would be one Dagster resource: taken, whoever's it is.
+        if "both become the Dagster name" in str(error):
+            raise _taken(asked.name) from None
         raise ApiError(422, "invalid_output", _first_line(error), pointer="") from None
     return Document(data=_shown(services, caller, _mine(services, caller, asked.name)))
 

@@ -156,6 +156,9 @@ def test_names_are_taken_for_everyone_with_one_message(defs_api: Api) -> None:
         theirs = globex.post("/v1/outputs", json=local_output())
         assert errors_of(again, 409) == errors_of(theirs, 409)
         assert errors_of(again, 409)[0]["code"] == "name_taken"
+        clash = globex.post("/v1/outputs", json=local_output("acme-files"))
+        assert errors_of(clash, 409)[0]["code"] == "name_taken"
+        assert "acme_files" not in clash.text
         export = {
             "name": "acme_daily",
             "dataset": "raw",
