@@ -58,6 +58,8 @@ DEFAULTS = {
     # outputs, served by the API itself).
     "EXPORTER_API_SHARDS": "1",
     "EXPORTER_API_URL": "http://127.0.0.1:8080",
+    # Where `local` outputs created through the API live: `<root>/<tenant>/<their path>`.
+    "EXPORTER_API_LOCAL_ROOT": "./data/tenant-outputs",
 }
 # DAGSTER_HOME when the environment has none, as the README's commands set it.
 DEFAULT_DAGSTER_HOME = "./.dagster_home"
@@ -99,6 +101,7 @@ class Settings:
     shard: str = "0/1"
     api_shards: int = 1
     api_url: str = "http://127.0.0.1:8080"
+    api_local_root: str = "./data/tenant-outputs"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +150,7 @@ class Settings:
             shard=get_text("EXPORTER_SHARD"),
             api_shards=max(1, int(get("EXPORTER_API_SHARDS"))),
             api_url=get("EXPORTER_API_URL").rstrip("/"),
+            api_local_root=get("EXPORTER_API_LOCAL_ROOT"),
         )
 
 

@@ -75,6 +75,15 @@ class ApiError(Exception):
         )
 
 
+class ApiErrors(Exception):
+    """Several errors of one request (every invalid field of a body), answered together
+    with the status of the first."""
+
+    def __init__(self, errors: Sequence[ApiError]) -> None:
+        super().__init__("; ".join(e.detail for e in errors))
+        self.errors = list(errors)
+
+
 def not_found(what: str, name: object) -> ApiError:
     """The one answer for a resource that is missing or another tenant's: they must not
     be told apart."""
@@ -129,6 +138,11 @@ def _api_error(_request: Request, error: Exception) -> JSONResponse:
     return response
 
 
+def _api_errors(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiErrors)
+    return error_response(error.errors)
+
+
 def _http_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
@@ -145,6 +159,7 @@ def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ApiErrors, _api_errors)
     app.add_exception_handler(RequestValidationError, _validation_errors)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session
 
 from exporter_pipeline.destinations.base import Destination
@@ -32,6 +32,34 @@ from exporter_pipeline.store import crypto
 from exporter_pipeline.store.apply import Applier, Changes, as_document
 from exporter_pipeline.store.engine import engine_for
 from exporter_pipeline.store.models import ExportRow, OutputRow
+
+
+class NameTaken(DefinitionError):
+    """A name to create is already used, by anyone (names are global)."""
+
+
+class NotOwned(DefinitionError):
+    """No such definition of that tenant: missing and another tenant's alike."""
+
+
+class StoreOutput(NamedTuple):
+    """An output as stored, its credentials by name only."""
+
+    name: str
+    tenant: str | None
+    type: str
+    settings: dict[str, Any]
+    secret_names: list[str] | None
+
+
+_OUTPUT_COLUMNS = (
+    OutputRow.name,
+    OutputRow.tenant,
+    OutputRow.type,
+    OutputRow.settings,
+    OutputRow.secret_names,
+)
+
 
 # Where the store's problems say they are (in place of a file name).
 STORE = Path("definitions store")
@@ -134,6 +162,48 @@ class DefinitionsStore:
             ).scalar()
         return list(names or [])
 
+    def output_row(self, name: str) -> StoreOutput | None:
+        """Output `name` as stored (credential names, never values), or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(*_OUTPUT_COLUMNS).where(OutputRow.name == name)).first()
+        return None if row is None else StoreOutput(*row)
+
+    def output_page(self, tenant: str, offset: int, limit: int) -> tuple[int, list[StoreOutput]]:
+        """(how many outputs `tenant` owns, one page of them by name)."""
+        mine = OutputRow.tenant == tenant
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                select(func.count()).select_from(OutputRow).where(mine)
+            ).scalar_one()
+            query = select(*_OUTPUT_COLUMNS).where(mine).order_by(OutputRow.name)
+            rows = connection.execute(query.offset(offset).limit(limit)).all()
+        return total, [StoreOutput(*row) for row in rows]
+
+    def export_definition(self, name: str, tenant: str) -> dict[str, Any] | None:
+        """Export `name` as its YAML keys if `tenant` owns it, else None."""
+        query = select(ExportRow.definition).where(
+            ExportRow.name == name, ExportRow.tenant == tenant
+        )
+        with self.engine.connect() as connection:
+            found: dict[str, Any] | None = connection.execute(query).scalar()
+        return found
+
+    def export_page(self, tenant: str, offset: int, limit: int) -> tuple[int, list[Any]]:
+        """(how many exports `tenant` has, one page of their definitions by name)."""
+        mine = ExportRow.tenant == tenant
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                select(func.count()).select_from(ExportRow).where(mine)
+            ).scalar_one()
+            query = select(ExportRow.definition).where(mine).order_by(ExportRow.name)
+            rows = connection.execute(query.offset(offset).limit(limit)).scalars().all()
+        return total, list(rows)
+
+    @property
+    def stores_credentials(self) -> bool:
+        """Whether credentials can be stored: EXPORTER_SECRET_KEY is set."""
+        return bool(self._secret_key)
+
     def open_output(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
         """The destination of output `name`, its stored credentials decrypted only now and
         handed to the output's client; a DefinitionError when there is no such output."""
@@ -156,12 +226,21 @@ class DefinitionsStore:
         prune: bool,
         where: Path,
         now: datetime | None = None,
+        guard: Callable[[Applier], None] | None = None,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
     ) -> Changes:
+        """One change in one transaction: `guard` may refuse it after reading the store,
+        `secrets` (by output name) are stored with it."""
         outputs, exports = jsonable(dict(outputs)), jsonable(exports)
         with self.session() as session, session.begin():
             applier = Applier(session)
+            if guard is not None:
+                guard(applier)
             applier.check(outputs, exports, prune, where, now)
-            return applier.apply(outputs, exports, prune)
+            changes = applier.apply(outputs, exports, prune)
+            for name, values in (secrets or {}).items():
+                self._store_secrets(applier.outputs[name], values)
+            return changes
 
     def apply_file(
         self, path: Path, *, prune: bool = False, now: datetime | None = None
@@ -194,27 +273,72 @@ class DefinitionsStore:
     ) -> Changes:
         """Create or replace one output (its YAML keys, `tenant` included); `secrets`, when
         given, replaces its stored credentials (`{}` removes them)."""
-        changes = self._apply({name: dict(body)}, [], prune=False, where=STORE)
-        if secrets is not None:
-            self.set_credentials(name, secrets)
-        return changes
+        return self._apply(
+            {name: dict(body)},
+            [],
+            prune=False,
+            where=STORE,
+            secrets=None if secrets is None else {name: secrets},
+        )
+
+    def create_output(
+        self, name: str, body: Mapping[str, Any], secrets: Mapping[str, str] | None = None
+    ) -> Changes:
+        """Create output `name` with its credentials, in one transaction; NameTaken when the
+        name is used by anyone."""
+        return self._apply(
+            {name: dict(body)},
+            [],
+            prune=False,
+            where=STORE,
+            guard=lambda applier: _new_name(name in applier.outputs, "an output", name),
+            secrets={name: secrets} if secrets else None,
+        )
 
     def put_export(self, body: Mapping[str, Any]) -> Changes:
         """Create or replace one export (its YAML keys); its output must be stored."""
         return self._apply({}, [dict(body)], prune=False, where=STORE)
 
-    def delete_export(self, name: str) -> bool:
+    def create_export(self, body: Mapping[str, Any]) -> Changes:
+        """Create one export; NameTaken when its name is used by anyone, checked in the
+        transaction that writes it (a create never takes over another's export)."""
+        name = str(body["name"])
+        return self._apply(
+            {},
+            [dict(body)],
+            prune=False,
+            where=STORE,
+            guard=lambda applier: _new_name(name in applier.exports, "an export", name),
+        )
+
+    def replace_export(self, body: Mapping[str, Any]) -> Changes:
+        """Replace one export of the body's tenant; NotOwned when that tenant has none of
+        that name."""
+        name, tenant = str(body["name"]), str(body["tenant"])
+
+        def owned(applier: Applier) -> None:
+            row = applier.exports.get(name)
+            if row is None or row.tenant != tenant:
+                raise NotOwned(f"no export {name!r}")
+
+        return self._apply({}, [dict(body)], prune=False, where=STORE, guard=owned)
+
+    def delete_export(self, name: str, owner: str | None = None) -> bool:
+        """Remove export `name` (only if `owner` owns it, when given)."""
         with self.session() as session, session.begin():
             row = session.scalars(select(ExportRow).where(ExportRow.name == name)).first()
-            if row is not None:
-                session.delete(row)
-            return row is not None
+            if row is None or (owner is not None and row.tenant != owner):
+                return False
+            session.delete(row)
+            return True
 
-    def delete_output(self, name: str) -> bool:
-        """Remove output `name`; a DefinitionError while an export uses it."""
+    def delete_output(self, name: str, owner: str | None = None) -> bool:
+        """Remove output `name` (only if `owner` owns it, when given); a DefinitionError
+        while an export uses it."""
         with self.session() as session, session.begin():
             applier = Applier(session)
-            if name not in applier.outputs:
+            row = applier.outputs.get(name)
+            if row is None or (owner is not None and row.tenant != owner):
                 return False
             applier.remove_outputs({name})
             return True
@@ -226,13 +350,22 @@ class DefinitionsStore:
             row = session.scalars(select(OutputRow).where(OutputRow.name == name)).first()
             if row is None:
                 raise DefinitionError(f"unknown output {name!r} (not in the definitions store)")
-            allowed = type(_OUTPUT.validate_python(row.body())).credentials()
-            unknown = sorted(set(secrets) - set(allowed))
-            if unknown:
-                raise DefinitionError(
-                    f"output {name!r} ({row.type}) has no credential {', '.join(unknown)} "
-                    f"(choose {', '.join(allowed) or 'none'})"
-                )
-            values = {k: v for k, v in secrets.items() if v}
-            row.secrets = crypto.encrypt(self._secret_key, name, values) if values else None
-            row.secret_names = sorted(values) or None
+            self._store_secrets(row, secrets)
+
+    def _store_secrets(self, row: OutputRow, secrets: Mapping[str, str]) -> None:
+        allowed = type(_OUTPUT.validate_python(row.body())).credentials()
+        unknown = sorted(set(secrets) - set(allowed))
+        if unknown:
+            raise DefinitionError(
+                f"output {row.name!r} ({row.type}) has no credential {', '.join(unknown)} "
+                f"(choose {', '.join(allowed) or 'none'})"
+            )
+        values = {k: v for k, v in secrets.items() if v}
+        row.secrets = crypto.encrypt(self._secret_key, row.name, values) if values else None
+        row.secret_names = sorted(values) or None
+
+
+def _new_name(taken: bool, what: str, name: str) -> None:
+    # One message whoever holds the name: it tells nothing of its owner.
+    if taken:
+        raise NameTaken(f"{what} named {name!r} already exists; choose another name")

@@ -5,6 +5,7 @@ unless a test starts `dagster dev`; see e2e/test_api.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -100,3 +101,23 @@ def make_api() -> Iterator[Callable[[Settings], Api]]:
 @pytest.fixture
 def api_server(make_api: Callable[[Settings], Api], api_settings: Settings) -> Api:
     return make_api(api_settings)
+
+
+@pytest.fixture
+def defs_settings(api_settings: Settings, tmp_path: Path) -> Settings:
+    """The API's settings for outputs and exports: tenants' local outputs under the test's
+    folder; private addresses refused, as in production."""
+    return dataclasses.replace(
+        api_settings, api_local_root=str(tmp_path / "tenant-outputs"), webhook_allow_private=False
+    )
+
+
+@pytest.fixture
+def defs_api(make_api: Callable[[Settings], Api], defs_settings: Settings) -> Api:
+    return make_api(defs_settings)
+
+
+@pytest.fixture
+def private_api(make_api: Callable[[Settings], Api], defs_settings: Settings) -> Api:
+    """An API that lets outputs reach loopback servers (moto), as the tests' setting does."""
+    return make_api(dataclasses.replace(defs_settings, webhook_allow_private=True))

@@ -1,0 +1,74 @@
+"""The request bodies of outputs and exports as the OpenAPI document shows them, derived
+from the definition models themselves (so a new key appears here by itself).
+
+The routes take the body as a JSON object and validate it with those models, so each
+problem keeps the message and the pointer a definitions file gives; these schemas only
+describe it (`openapi_extra`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter_pipeline.api.output_rules import OUTPUT_MODELS
+from exporter_pipeline.exports.validation import AnyExport
+
+
+def inline_refs(schema: Any, definitions: dict[str, Any]) -> Any:
+    """`schema` with every `{"$ref": "#/$defs/X"}` replaced by X itself: the document's
+    components do not hold a model's own `$defs` (none of these models is recursive)."""
+    if isinstance(schema, list):
+        return [inline_refs(item, definitions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    reference = schema.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/$defs/"):
+        return inline_refs(definitions[reference.removeprefix("#/$defs/")], definitions)
+    return {k: inline_refs(v, definitions) for k, v in schema.items() if k != "$defs"}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
+def output_request_schema() -> dict[str, Any]:
+    choices = []
+    for kind, model in OUTPUT_MODELS.items():
+        schema = model.model_json_schema()
+        properties = {
+            k: v
+            for k, v in schema["properties"].items()
+            if k != "tenant" and not k.endswith("_env")
+        }
+        credentials = {
+            "type": "object",
+            "description": "Write-only; stored encrypted.",
+            "properties": {name: {"type": "string"} for name in model.credentials()},
+            "additionalProperties": False,
+        }
+        choices.append(
+            {
+                "title": f"{kind} output",
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    **properties,
+                    "credentials": credentials,
+                },
+                "required": ["name", *schema.get("required", [])],
+                "additionalProperties": False,
+            }
+        )
+    return {"oneOf": choices, "discriminator": {"propertyName": "type"}}
+
+
+def export_request_schema() -> dict[str, Any]:
+    schema = AnyExport.model_json_schema()
+    inlined: dict[str, Any] = inline_refs(schema, schema.get("$defs", {}))
+    inlined["title"] = "Export definition (the YAML keys; tenant implied)"
+    inlined["required"] = [k for k in inlined.get("required", []) if k != "tenant"]
+    return inlined
+
+
+OUTPUT_REQUEST = _body(output_request_schema())
+EXPORT_REQUEST = _body(export_request_schema())
