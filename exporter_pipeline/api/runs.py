@@ -40,6 +40,8 @@ EXECUTION_STATUS: Final = {
     "NOT_STARTED": "PENDING",
     "STARTING": "PENDING",
     "MANAGED": "PENDING",
+    # Paused by Dagster, to be resumed: not running, not ended.
+    "SUSPENDED": "PENDING",
     "STARTED": "RUNNING",
     "SUCCESS": "SUCCEEDED",
     "FAILURE": "FAILED",
@@ -51,6 +53,7 @@ TASK_STATUS: Final = {
     "NOT_STARTED": "QUEUED",
     "STARTING": "QUEUED",
     "MANAGED": "QUEUED",
+    "SUSPENDED": "QUEUED",
     "STARTED": "STARTED",
     "SUCCESS": "FINISHED",
     "FAILURE": "ERROR",

@@ -88,7 +88,8 @@ def checked_request(services: Services, tenant: str, body: TaskIn) -> dict[str, 
     """The run config of the task: the request as given, checked as `export_on_demand`
     checks it, its output being one of the tenant's own; else 422 listing each problem."""
     problems: list[ApiError] = []
-    extra = sorted(set(body.model_extra or {}) - REQUEST_KEYS)
+    given = set(body.model_extra or {})
+    extra = sorted((given - REQUEST_KEYS) | (given & {"tenant"}))
     for key in extra:
         detail = (
             "the tenant is the API key's"
@@ -96,8 +97,8 @@ def checked_request(services: Services, tenant: str, body: TaskIn) -> dict[str, 
             else f"unknown field {key!r} for an export task"
         )
         problems.append(ApiError(422, "invalid_field", detail, pointer=f"/{key}"))
-    request = {**body.model_dump(exclude_none=True), "tenant": tenant}
-    request = {k: v for k, v in request.items() if k not in extra}
+    request = {k: v for k, v in body.model_dump(exclude_none=True).items() if k not in extra}
+    request["tenant"] = tenant
     try:
         definition_of_request(request)
     except TaskRequestError as error:
