@@ -5,6 +5,7 @@ FINISHED, ERROR or CANCELED; progress 0-100 from the run's own progress lines.""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -27,11 +28,13 @@ from exporter_pipeline.api.runs import (
     runs_page,
     task_status,
 )
+from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.exports.task_request import (
     REQUEST_KEYS,
     TaskRequestError,
     definition_of_request,
 )
+from exporter_pipeline.windows import parse_utc
 
 router = APIRouter(tags=["export tasks"], responses=DAGSTER_RESPONSES)
 
@@ -84,7 +87,9 @@ def _tags(tenant: str) -> dict[str, str]:
     return {"tenant": tenant, "kind": KIND}
 
 
-def checked_request(services: Services, tenant: str, body: TaskIn) -> dict[str, Any]:
+def checked_request(
+    services: Services, tenant: str, body: TaskIn
+) -> tuple[dict[str, Any], Asked | None]:
     """The run config of the task: the request as given, checked as `export_on_demand`
     checks it, its output being one of the tenant's own; else 422 listing each problem."""
     problems: list[ApiError] = []
@@ -99,8 +104,9 @@ def checked_request(services: Services, tenant: str, body: TaskIn) -> dict[str, 
         problems.append(ApiError(422, "invalid_field", detail, pointer=f"/{key}"))
     request = {k: v for k, v in body.model_dump(exclude_none=True).items() if k not in extra}
     request["tenant"] = tenant
+    asked = None
     try:
-        definition_of_request(request)
+        asked = Asked.of(*definition_of_request(request))
     except TaskRequestError as error:
         for where, message in error.problems:
             code = "invalid_range" if where in ("/start_time", "/end_time") else "invalid_field"
@@ -112,7 +118,7 @@ def checked_request(services: Services, tenant: str, body: TaskIn) -> dict[str, 
         problems.append(ApiError(422, "unknown_output", detail, pointer="/output"))
     if problems:
         raise ApiErrors(problems)
-    return request
+    return request, asked
 
 
 def _config(run: dict[str, Any]) -> dict[str, Any]:
@@ -133,29 +139,84 @@ def progress_of(run_status: str, messages: list[str]) -> int:
     return 0
 
 
-def task_out(services: Services, run: dict[str, Any], *, progress: int | None = None) -> TaskOut:
-    config = _config(run)
-    export, start, end = definition_of_request(config)
+@dataclass(frozen=True)
+class Asked:
+    """What a task asked for, as the on-demand job reads its request."""
+
+    name: str
+    start: datetime
+    end: datetime
+    dataset: str
+    format: str
+    compression: str | None
+    columns: list[str] | None
+    filters: dict[str, Any]
+    output: str
+    path: str
+
+    @classmethod
+    def of(cls, export: ExportDefinition, start: datetime, end: datetime) -> Asked:
+        return cls(
+            name=export.name,
+            start=start,
+            end=end,
+            dataset=export.dataset,
+            format=export.format,
+            compression=export.compression,
+            columns=getattr(export, "columns", None),
+            filters=dict(getattr(export, "filters", None) or {}),
+            output=export.output.name,
+            path=export.output.path,
+        )
+
+    @classmethod
+    def of_config(cls, config: dict[str, Any]) -> Asked:
+        try:
+            return cls.of(*definition_of_request(config))
+        except TaskRequestError:
+            # A request the rules of this release refuse (a column since renamed): shown
+            # as it was given, never a failure of the whole list.
+            return cls(
+                name=str(config.get("name", "on_demand")),
+                start=parse_utc(str(config.get("start_time"))),
+                end=parse_utc(str(config.get("end_time"))),
+                dataset=str(config.get("dataset", "raw")),
+                format=str(config.get("format") or "csv"),
+                compression=config.get("compression"),
+                columns=config.get("columns"),
+                filters=config.get("filters") or {},
+                output=str(config.get("output")),
+                path=str(config.get("path", "on-demand")),
+            )
+
+
+WAITING = frozenset({"QUEUED", "NOT_STARTED", "STARTING", "MANAGED", "SUSPENDED"})
+
+
+def task_out(services: Services, run: dict[str, Any], asked: Asked | None = None) -> TaskOut:
+    asked = asked or Asked.of_config(_config(run))
     run_status = run["status"]
-    if progress is None:
-        waiting = run_status in ("SUCCESS", "QUEUED", "NOT_STARTED", "STARTING", "MANAGED")
-        messages = [] if waiting else services.dagster.messages(run["runId"])
-        progress = progress_of(run_status, messages)
-    published = _published(services, run)
+    waiting = run_status in WAITING
+    messages = [] if waiting or run_status == "SUCCESS" else services.dagster.messages(run["runId"])
+    published = (
+        Published()
+        if waiting
+        else published_by(services, run, asked.output, asked.path, [(asked.start, asked.end)])
+    )
     return TaskOut(
         id=run["runId"],
-        name=export.name,
+        name=asked.name,
         status=task_status(run_status),
-        progress=progress,
-        start_time=start,
-        end_time=end,
-        dataset=export.dataset,
-        format=export.format,
-        compression=export.compression,
-        columns=getattr(export, "columns", None),
-        filters=dict(getattr(export, "filters", None) or {}),
-        output=export.output.name,
-        path=export.output.path,
+        progress=progress_of(run_status, messages),
+        start_time=asked.start,
+        end_time=asked.end,
+        dataset=asked.dataset,
+        format=asked.format,
+        compression=asked.compression,
+        columns=asked.columns,
+        filters=asked.filters,
+        output=asked.output,
+        path=asked.path,
         files=published.files,
         rows=published.rows,
         bytes=published.bytes,
@@ -166,10 +227,10 @@ def task_out(services: Services, run: dict[str, Any], *, progress: int | None = 
 
 
 def _published(services: Services, run: dict[str, Any]) -> Published:
-    if run["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "MANAGED"):
+    if run["status"] in WAITING:
         return Published()
-    export, start, end = definition_of_request(_config(run))
-    return published_by(services, run, export.output.name, export.output.path, [(start, end)])
+    asked = Asked.of_config(_config(run))
+    return published_by(services, run, asked.output, asked.path, [(asked.start, asked.end)])
 
 
 def _owned(services: Services, tenant: str, task_id: str) -> dict[str, Any]:
@@ -185,13 +246,13 @@ def _owned(services: Services, tenant: str, task_id: str) -> dict[str, Any]:
 
 @router.post("/export-tasks", status_code=status.HTTP_201_CREATED, summary="Create an export task")
 def create_task(body: TaskIn, services: ServicesDep, caller: CallerDep) -> TaskOut:
-    request = checked_request(services, caller.tenant, body)
+    request, asked = checked_request(services, caller.tenant, body)
     run_config = {"ops": {KIND: {"config": request}}}
     run_id = services.dagster.launch(caller.tenant, ON_DEMAND_JOB, _tags(caller.tenant), run_config)
     # Answered from the request: reading the run back would cost another round trip, and a
     # launched run is queued (QueuedRunCoordinator) until the daemon starts it.
-    run = {"runId": run_id, "status": "QUEUED", "runConfig": run_config}
-    return task_out(services, {**run, "creationTime": datetime.now(UTC).timestamp()}, progress=0)
+    run = {"runId": run_id, "status": "QUEUED", "creationTime": datetime.now(UTC).timestamp()}
+    return task_out(services, run, asked)
 
 
 @router.get("/export-tasks", response_model=Page[TaskOut], summary="List export tasks")
