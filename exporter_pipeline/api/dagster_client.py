@@ -42,16 +42,36 @@ RUN_FIELDS = """
   tags { key value }
 """
 
-RUNS = f"""
+
+def runs_query(fields: str) -> str:
+    return f"""
 query Runs($filter: RunsFilter, $cursor: String, $limit: Int) {{
   runsOrError(filter: $filter, cursor: $cursor, limit: $limit) {{
     __typename
-    ... on Runs {{ count results {{ {RUN_FIELDS} }} }}
+    ... on Runs {{ count results {{ {fields} }} }}
     ... on PythonError {{ message }}
     ... on InvalidPipelineRunsFilterError {{ message }}
   }}
 }}
 """
+
+
+RUNS = runs_query(RUN_FIELDS)
+# An export task's request is its run config (the API reads it back, as JSON).
+RUNS_WITH_CONFIG = runs_query(RUN_FIELDS + " runConfig")
+
+LOGS = """
+query Logs($runId: ID!, $cursor: String, $limit: Int) {
+  logsForRun(runId: $runId, afterCursor: $cursor, limit: $limit) {
+    __typename
+    ... on EventConnection { cursor hasMore events { __typename ... on MessageEvent { message } } }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+# Events read per request of a run's log.
+LOG_PAGE = 1000
 
 TERMINATE = """
 mutation Terminate($runId: String!) {
@@ -68,6 +88,10 @@ mutation Terminate($runId: String!) {
 
 class DagsterError(Exception):
     """Dagster refused or could not be reached; the message says which, never a secret."""
+
+
+class DagsterUnavailable(DagsterError):
+    """The webserver did not answer (down, restarting, unreachable)."""
 
 
 def location_for(tenant: str, shards: int) -> str:
@@ -100,7 +124,7 @@ class DagsterClient:
             answer.raise_for_status()
         except httpx.HTTPError as error:
             message = f"the Dagster webserver at {self.url} did not answer: {error}"
-            raise DagsterError(message) from None
+            raise DagsterUnavailable(message) from None
         body = answer.json()
         if body.get("errors"):
             raise DagsterError(f"Dagster refused the request: {body['errors'][0].get('message')}")
@@ -135,8 +159,10 @@ class DagsterClient:
         run_ids: list[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        with_config: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
-        """The runs matching the filter, newest first, and how many match in all."""
+        """The runs matching the filter, newest first, and how many match in all
+        (`with_config`: each with its `runConfig`)."""
         run_filter: dict[str, Any] = {}
         if job is not None:
             run_filter["pipelineName"] = job
@@ -144,16 +170,30 @@ class DagsterClient:
             run_filter["tags"] = tag_list(tags)
         if run_ids is not None:
             run_filter["runIds"] = run_ids
-        result = self.graphql(RUNS, {"filter": run_filter, "cursor": cursor, "limit": limit})[
-            "runsOrError"
-        ]
+        query = RUNS_WITH_CONFIG if with_config else RUNS
+        variables = {"filter": run_filter, "cursor": cursor, "limit": limit}
+        result = self.graphql(query, variables)["runsOrError"]
         if result["__typename"] != "Runs":
             raise DagsterError(f"Dagster did not list runs: {result.get('message')}")
         return list(result["results"]), int(result["count"])
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        found, _count = self.runs(run_ids=[run_id], limit=1)
+    def run(self, run_id: str, *, with_config: bool = False) -> dict[str, Any] | None:
+        found, _count = self.runs(run_ids=[run_id], limit=1, with_config=with_config)
         return found[0] if found else None
+
+    def messages(self, run_id: str) -> list[str]:
+        """The messages of a run's log events, oldest first."""
+        found: list[str] = []
+        cursor = None
+        while True:
+            variables = {"runId": run_id, "cursor": cursor, "limit": LOG_PAGE}
+            result = self.graphql(LOGS, variables)["logsForRun"]
+            if result["__typename"] != "EventConnection":
+                raise DagsterError(f"Dagster did not read the log of run {run_id}")
+            found += [e["message"] for e in result["events"] if e.get("message")]
+            if not result["hasMore"] or not result["events"]:
+                return found
+            cursor = result["cursor"]
 
     def terminate(self, run_id: str) -> None:
         result = self.graphql(TERMINATE, {"runId": run_id})["terminateRun"]

@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from exporter_pipeline.api.dagster_client import DagsterError, DagsterUnavailable
+
 log = logging.getLogger(__name__)
 
 JSON_API = "application/vnd.api+json"
@@ -75,12 +77,13 @@ class ApiError(Exception):
         )
 
 
-class ApiErrors(Exception):
-    """Several errors of one request (every invalid field of a body), answered together
+class ApiErrors(ApiError):
+    """Several problems of one request (every invalid field of a body), answered together
     with the status of the first."""
 
     def __init__(self, errors: Sequence[ApiError]) -> None:
-        super().__init__("; ".join(e.detail for e in errors))
+        first = errors[0]
+        super().__init__(first.status, first.code, first.detail, title=first.title)
         self.errors = list(errors)
 
 
@@ -132,15 +135,10 @@ def _validation_errors(_request: Request, error: Exception) -> JSONResponse:
 def _api_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ApiError)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    response = error_response([error])
+    response = error_response(error.errors if isinstance(error, ApiErrors) else [error])
     if headers:
         response.headers.update(headers)
     return response
-
-
-def _api_errors(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ApiErrors)
-    return error_response(error.errors)
 
 
 def _http_error(_request: Request, error: Exception) -> JSONResponse:
@@ -148,6 +146,27 @@ def _http_error(_request: Request, error: Exception) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
     code = codes.get(error.status_code, f"http_{error.status_code}")
     return error_response([ApiError(error.status_code, code, str(error.detail))])
+
+
+def _dagster_error(request: Request, error: Exception) -> JSONResponse:
+    """Dagster down is 503 (try again); Dagster refusing what the API asked is 502. The
+    details (the webserver's address, its message) stay in the server's log."""
+    log.warning("%s %s: %s", request.method, request.url.path, error)
+    if isinstance(error, DagsterUnavailable):
+        answer = ApiError(
+            503,
+            "dagster_unavailable",
+            "the Dagster webserver did not answer; try again shortly",
+            title="Dagster unavailable",
+        )
+    else:
+        answer = ApiError(
+            502, "dagster_error", "Dagster refused the request; the server logged why"
+        )
+    response = error_response([answer])
+    if answer.status == 503:
+        response.headers["Retry-After"] = "10"
+    return response
 
 
 def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -159,9 +178,9 @@ def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(ApiErrors, _api_errors)
     app.add_exception_handler(RequestValidationError, _validation_errors)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DagsterError, _dagster_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -174,4 +193,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "no such resource (or another tenant's)",
         422: "the request is not valid",
     }.items()
+}
+
+# What routes that ask Dagster may answer besides.
+DAGSTER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorDocument, "description": "the Dagster webserver did not answer"},
 }

@@ -11,21 +11,20 @@ from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import dagster as dg
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, create_model
 
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.execution import export_window, throttled
-from exporter_pipeline.exports.spec import (
-    DefinitionsFile,
-    ExportDefinition,
-    describe_errors,
-    validate_export,
+from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.exports.task_request import (
+    NOT_REQUESTED,
+    PER_DATASET_DEFAULT,
+    definition_of_request,
 )
 from exporter_pipeline.exports.validation import AnyExport
 from exporter_pipeline.settings import Settings
-from exporter_pipeline.windows import parse_utc
 
 
 class OnDemandRequest(dg.Config):
@@ -38,13 +37,6 @@ class OnDemandRequest(dg.Config):
     dataset: str = "raw"
     output: str
     path: str = "on-demand"
-
-
-# A definition's keys a request does not take: its window and output are the request's
-# own, and a one-off task has no schedule, delivery or re-export.
-NOT_REQUESTED = frozenset(
-    {"start", "end", "cadence", "schedule", "delivery", "description", "reexport_late_data"}
-)
 
 
 def _loose(annotation: Any) -> Any:
@@ -64,11 +56,6 @@ def _loose(annotation: Any) -> Any:
     return annotation
 
 
-# Keys whose default depends on the data set (a query writes JSON Lines, the rest CSV):
-# left unset in a request, each data set's model gives its own.
-PER_DATASET_DEFAULT = frozenset({"format"})
-
-
 def _request_fields() -> dict[str, Any]:
     """Every definition key of every data set a request may set, with its default."""
     fields: dict[str, Any] = {}
@@ -83,12 +70,6 @@ def _request_fields() -> dict[str, Any]:
     return fields
 
 
-DEFAULTS = {
-    k: f.get_default(call_default_factory=True)
-    for k, f in AnyExport.model_fields.items()
-    if k not in PER_DATASET_DEFAULT
-}
-
 if TYPE_CHECKING:
     OnDemandExportConfig = OnDemandRequest
 else:
@@ -98,53 +79,11 @@ else:
     )
 
 
-# Where a definition rule points, as the request's own config field.
-CONFIG_POINTERS = {
-    "/start": "/start_time",
-    "/end": "/end_time",
-    "/output/name": "/output",
-    "/output/path": "/path",
-}
-
-
 def request_to_definition(
     config: OnDemandRequest,
 ) -> tuple[ExportDefinition, datetime, datetime]:
     """The request as an export definition plus its exact window; DefinitionError if invalid."""
-    try:
-        start, end = parse_utc(config.start_time), parse_utc(config.end_time)
-    except ValueError as error:
-        raise DefinitionError(
-            f"export task {config.name!r}: start_time/end_time: {error}"
-        ) from None
-    # Keys left at their default are not set: a views key left True is no views key.
-    body = {
-        key: value
-        for key, value in config.model_dump().items()
-        if key not in ("start_time", "end_time", "output", "path")
-        and value not in (None, {}, [])
-        and not (key in DEFAULTS and value == DEFAULTS[key])
-    }
-    body.update(
-        cadence="hourly",
-        start=start.replace(minute=0, second=0, microsecond=0),
-        output={"name": config.output, "path": config.path},
-    )
-    try:
-        export = validate_export(body, context={"window_end": end, "window_start": start})
-    except ValidationError as error:
-        raise DefinitionError(
-            "\n".join(
-                f"export task {config.name!r} ({CONFIG_POINTERS.get(pointer, pointer)}): {message}"
-                for pointer, message in describe_errors(error, (), union_at=0)
-            )
-        ) from None
-    if end <= start:
-        raise DefinitionError(
-            f"export task {config.name!r} (/end_time): end_time {end:%Y-%m-%d %H:%M}"
-            f" is before start_time {start:%Y-%m-%d %H:%M}"
-        )
-    return export, start, end
+    return definition_of_request(config.model_dump())
 
 
 def build_on_demand_job(
