@@ -1,7 +1,231 @@
-"""(to be written)"""
+"""Views and viewers (seed 003, IBM Video's raw views API): the tenant's view segments of
+a time range, page by page, and its unique viewers with their segments.
+
+`start` and `end` (seed 003's `date_time_from` / `date_time_to` are accepted too) are
+ISO 8601; without an offset they are read in `timezone` (America/Los_Angeles by default,
+as the seed says), which also gives the offset of every time in the answer. The range
+rules (`inclusive_range`, `list_unfinished_segments`) and the selection are the export
+data sets' own (`exports/selections.py`); only one page is ever collected, the total
+counted by a separate lazy query.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-router = APIRouter()
+import polars as pl
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
+
+from exporter_pipeline.api.context import CallerDep, ServicesDep
+from exporter_pipeline.api.errors import ApiError
+from exporter_pipeline.api.lake_files import hour_files
+from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_request
+from exporter_pipeline.api.params import bad, listed, moment, refusal, time_zone
+from exporter_pipeline.api.view_models import View, Viewer
+from exporter_pipeline.exports.definition_parts import shown
+from exporter_pipeline.exports.fields import MAX_ON_DEMAND_DAYS, VIEW_COLUMNS
+from exporter_pipeline.exports.selections import (
+    SegmentQuery,
+    segments_in,
+    view_rows,
+    viewer_segments,
+    viewers_of,
+)
+
+router = APIRouter(tags=["views"])
+
+DEFAULT_ZONE = "America/Los_Angeles"
+_VIEWS = TypeAdapter(list[View])
+_VIEWERS = TypeAdapter(list[Viewer])
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """A valid request's selection, its range in UTC and the zone of its answer."""
+
+    query: SegmentQuery
+    start: datetime
+    end: datetime
+    zone: ZoneInfo
+
+
+def segment_request(
+    caller: CallerDep,
+    start: Annotated[str | None, Query(description="ISO 8601; required.")] = None,
+    end: Annotated[str | None, Query(description="ISO 8601, after start; required.")] = None,
+    date_time_from: Annotated[str | None, Query(description="Seed 003's name of start.")] = None,
+    date_time_to: Annotated[str | None, Query(description="Seed 003's name of end.")] = None,
+    timezone: Annotated[
+        str, Query(description="IANA zone of times without an offset, and of the answer's.")
+    ] = DEFAULT_ZONE,
+    inclusive_range: Annotated[
+        bool,
+        Query(
+            description="true: also segments that started before start and finished in the "
+            "range; false: only segments that started and finished in the range."
+        ),
+    ] = True,
+    list_unfinished_segments: Annotated[
+        bool, Query(description="false: only finished segments.")
+    ] = True,
+    content_type: Annotated[Literal["live", "recorded"] | None, Query()] = None,
+    content_id: Annotated[
+        list[str] | None, Query(description="Content ids, comma separated or repeated.")
+    ] = None,
+) -> SegmentRequest | list[ApiError]:
+    """The request's selection, or every problem of it."""
+    zone = time_zone(timezone)
+    if zone is None:
+        return [
+            bad(
+                "timezone",
+                f"unknown time zone {shown(timezone)} (use an IANA name like {DEFAULT_ZONE})",
+            )
+        ]
+    ends, problems = _ends(
+        {"start": start, "date_time_from": date_time_from},
+        {"end": end, "date_time_to": date_time_to},
+        zone=zone,
+    )
+    if not problems:
+        problems += _range_problems(ends["start"], ends["end"], "end" if end else "date_time_to")
+    if problems:
+        return problems
+    query = SegmentQuery(
+        tenant=caller.tenant,
+        content_type=content_type,
+        content_ids=listed(content_id) or None,
+        inclusive_range=inclusive_range,
+        list_unfinished_segments=list_unfinished_segments,
+    )
+    return SegmentRequest(query, ends["start"], ends["end"], zone)
+
+
+def _ends(
+    *pairs: dict[str, str | None], zone: ZoneInfo
+) -> tuple[dict[str, datetime], list[ApiError]]:
+    """Each end of the range, from its own parameter or seed 003's name of it."""
+    ends, problems = {}, []
+    for pair in pairs:
+        (name, given), (seed_name, seed_given) = pair.items()
+        if given is not None and seed_given is not None:
+            problems.append(bad(seed_name, f"give {name} or {seed_name}, not both"))
+        elif given is None and seed_given is None:
+            problems.append(bad(name, f"{name} is required (an ISO 8601 date and time)"))
+        else:
+            parameter, text = (name, given) if given is not None else (seed_name, seed_given)
+            found = moment(parameter, str(text), zone)
+            if isinstance(found, str):
+                problems.append(bad(parameter, found))
+            else:
+                ends[name] = found
+    return ends, problems
+
+
+def _range_problems(start: datetime, end: datetime, end_name: str) -> list[ApiError]:
+    if end <= start:
+        return [bad(end_name, f"{end_name} must be after start", "invalid_range")]
+    if end - start > timedelta(days=MAX_ON_DEMAND_DAYS):
+        return [
+            bad(
+                end_name,
+                f"start and end may be at most {MAX_ON_DEMAND_DAYS} days apart",
+                "invalid_range",
+            )
+        ]
+    return []
+
+
+SegmentRequestDep = Annotated[SegmentRequest | list[ApiError], Depends(segment_request)]
+PageDep = Annotated[PageRequest, Depends(page_request)]
+
+
+def _presented(segments: pl.LazyFrame, zone: ZoneInfo) -> pl.LazyFrame:
+    """Times in the answer's zone, positions in whole seconds (seed 003's integers)."""
+    return segments.with_columns(
+        pl.col("started_at", "finished_at").dt.convert_time_zone(zone.key),
+        pl.col("from", "to").cast(pl.Int64),
+    )
+
+
+def _json(page: Page[Any]) -> Response:
+    # The page is validated already: serialized once, not again by FastAPI.
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
+
+
+@router.get("/views", response_model=Page[View], summary="List the tenant's view segments")
+def list_views(
+    request: Request, services: ServicesDep, asked: SegmentRequestDep, page: PageDep
+) -> Response:
+    """Seed 003 `/views`: every view segment of the range, by start time then id."""
+    if isinstance(asked, list):
+        return refusal(asked)
+    with hour_files(services.settings.lake_url, "view_segments", asked.start, asked.end) as files:
+        if not files:
+            return _json(page_of(request, [], 0, page))
+        rows = view_rows(asked.query, files, asked.start, asked.end)
+        counted = segments_in(asked.query, files, asked.start, asked.end).select(pl.len())
+        found, total = pl.collect_all(
+            [_presented(rows.slice(page.offset, page.limit), asked.zone), counted]
+        )
+    views = _VIEWS.validate_python([{"type": "View", "attributes": r} for r in found.to_dicts()])
+    return _json(page_of(request, views, int(total.item()), page))
+
+
+@router.get("/viewers", response_model=Page[Viewer], summary="List the tenant's unique viewers")
+def list_viewers(
+    request: Request,
+    services: ServicesDep,
+    asked: SegmentRequestDep,
+    page: PageDep,
+    viewer_identifier: Annotated[
+        str | None, Query(description="Only viewers whose identifier contains this text.")
+    ] = None,
+) -> Response:
+    """Seed 003 `/viewers`: the unique viewers of the range's segments, by identifier,
+    each with those segments."""
+    if isinstance(asked, list):
+        return refusal(asked)
+    query = dataclasses.replace(asked.query, viewer_identifier=viewer_identifier)
+    with hour_files(services.settings.lake_url, "view_segments", asked.start, asked.end) as files:
+        if not files:
+            return _json(page_of(request, [], 0, page))
+        segments = viewer_segments(query, files, asked.start, asked.end)
+        found, total = _viewer_page(query, segments, asked.zone, page)
+    viewers = _VIEWERS.validate_python(
+        [{"type": "Viewer", "attributes": r} for r in found.to_dicts()]
+    )
+    return _json(page_of(request, viewers, total, page))
+
+
+# The fields of a viewer's segment: seed 003 calls the view_id `id`.
+SEGMENT_FIELDS = ["id" if c == "view_id" else c for c in VIEW_COLUMNS if c != "viewer_identifier"]
+
+
+def _viewer_page(
+    query: SegmentQuery, segments: pl.LazyFrame, zone: ZoneInfo, page: PageRequest
+) -> tuple[pl.DataFrame, int]:
+    """One page of viewers of `segments` and how many there are in all.
+
+    Only the page's identifiers are collected first; then only their segments are read
+    again and grouped, so a page costs its own viewers, not every viewer of the range.
+    """
+    who = pl.col("viewer_identifier")
+    ids, total = pl.collect_all(
+        [
+            segments.select(who).unique().sort(who).slice(page.offset, page.limit),
+            segments.select(who.n_unique()),
+        ]
+    )
+    named = ids["viewer_identifier"]
+    mine = who.is_in(named.drop_nulls().to_list())
+    mine = mine | who.is_null() if named.null_count() else mine
+    # Every viewer column; the segments' fields renamed as seed 003 names them.
+    rows = viewers_of(query, _presented(segments.filter(mine), zone))
+    rename = pl.element().struct.rename_fields(SEGMENT_FIELDS)
+    return rows.with_columns(pl.col("segments").list.eval(rename)).collect(), int(total.item())
