@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -103,7 +103,8 @@ def segment_request(
         inclusive_range=inclusive_range,
         list_unfinished_segments=list_unfinished_segments,
     )
-    return SegmentRequest(query, ends["start"], ends["end"], zone)
+    # The lake's times are UTC: the range is compared in UTC, the zone kept for the answer.
+    return SegmentRequest(query, ends["start"].astimezone(UTC), ends["end"].astimezone(UTC), zone)
 
 
 def _ends(

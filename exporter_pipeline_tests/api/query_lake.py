@@ -22,7 +22,7 @@ FIRST_HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - time
 
 
 def query_lake(root: Path) -> Lake:
-    return build_lake(root, events_per_hour=3000, seed=33, hours=HOURS, day=FIRST_HOUR)
+    return build_lake(root, events_per_hour=10_000, seed=33, hours=HOURS, day=FIRST_HOUR)
 
 
 def lake_settings(settings: Settings, lake: Lake) -> Settings:
