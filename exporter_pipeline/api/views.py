@@ -5,8 +5,8 @@ a time range, page by page, and its unique viewers with their segments.
 ISO 8601; without an offset they are read in `timezone` (America/Los_Angeles by default,
 as the seed says), which also gives the offset of every time in the answer. The range
 rules (`inclusive_range`, `list_unfinished_segments`) and the selection are the export
-data sets' own (`exports/selections.py`); only one page is ever collected, the total
-counted by a separate lazy query.
+data sets' own (`exports/selections.py`); a page reads only what it needs of the lake
+(`segment_pages.py`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ from exporter_pipeline.api.errors import ApiError
 from exporter_pipeline.api.lake_files import hour_files
 from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_request
 from exporter_pipeline.api.params import bad, listed, moment, refusal, time_zone
+from exporter_pipeline.api.segment_pages import view_page, viewer_page
 from exporter_pipeline.api.view_models import View, Viewer
 from exporter_pipeline.exports.definition_parts import shown
-from exporter_pipeline.exports.fields import MAX_ON_DEMAND_DAYS, VIEW_COLUMNS
+from exporter_pipeline.exports.fields import MAX_ON_DEMAND_DAYS
 from exporter_pipeline.exports.selections import (
     SegmentQuery,
-    segments_in,
-    view_rows,
     viewer_segments,
-    viewers_of,
 )
 
 router = APIRouter(tags=["views"])
@@ -143,19 +141,6 @@ SegmentRequestDep = Annotated[SegmentRequest | list[ApiError], Depends(segment_r
 PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
-# ISO 8601 with the zone's offset, fractions of a second only when there are any.
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
-
-
-def _iso(moment: pl.Expr, zone: ZoneInfo) -> pl.Expr:
-    return moment.dt.convert_time_zone(zone.key).dt.strftime(ISO_FORMAT)
-
-
-def _whole_seconds(segments: pl.LazyFrame) -> pl.LazyFrame:
-    """Positions in whole seconds: seed 003's `from` and `to` are integers."""
-    return segments.with_columns(pl.col("from", "to").cast(pl.Int64))
-
-
 def _page_json(request: Request, data: pl.DataFrame, total: int, asked: PageRequest) -> Response:
     """The list envelope around rows already shaped as resources (`type`, `attributes`).
 
@@ -187,14 +172,8 @@ def list_views(
     with hour_files(services.settings.lake_url, "view_segments", asked.start, asked.end) as files:
         if not files:
             return _page_json(request, pl.DataFrame(), 0, page)
-        rows = _whole_seconds(view_rows(asked.query, files, asked.start, asked.end))
-        times = [_iso(pl.col(c), asked.zone).alias(c) for c in ("started_at", "finished_at")]
-        resources = rows.slice(page.offset, page.limit).select(
-            type=pl.lit("View"), attributes=pl.struct(pl.all()).struct.with_fields(times)
-        )
-        counted = segments_in(asked.query, files, asked.start, asked.end).select(pl.len())
-        found, total = pl.collect_all([resources, counted])
-    return _page_json(request, found, int(total.item()), page)
+        found, total = view_page(asked.query, files, asked.start, asked.end, asked.zone, page)
+    return _page_json(request, found, total, page)
 
 
 @router.get("/viewers", response_model=Page[Viewer], summary="List the tenant's unique viewers")
@@ -216,43 +195,5 @@ def list_viewers(
         if not files:
             return _page_json(request, pl.DataFrame(), 0, page)
         segments = viewer_segments(query, files, asked.start, asked.end)
-        found, total = _viewer_page(query, segments, asked.zone, page)
+        found, total = viewer_page(query, segments, asked.zone, page)
     return _page_json(request, found, total, page)
-
-
-# The fields of a viewer's segment: seed 003 calls the view_id `id`.
-SEGMENT_FIELDS = ["id" if c == "view_id" else c for c in VIEW_COLUMNS if c != "viewer_identifier"]
-
-
-def _viewer_page(
-    query: SegmentQuery, segments: pl.LazyFrame, zone: ZoneInfo, page: PageRequest
-) -> tuple[pl.DataFrame, int]:
-    """One page of viewers of `segments` and how many there are in all.
-
-    Only the page's identifiers are collected first; then only their segments are read
-    again and grouped, so a page costs its own viewers, not every viewer of the range.
-    """
-    who = pl.col("viewer_identifier")
-    ids, total = pl.collect_all(
-        [
-            segments.select(who).unique().sort(who).slice(page.offset, page.limit),
-            segments.select(who.n_unique()),
-        ]
-    )
-    named = ids["viewer_identifier"]
-    mine = who.is_in(named.drop_nulls().to_list())
-    mine = mine | who.is_null() if named.null_count() else mine
-    # Every viewer column; the segments' fields renamed as seed 003 names them, times
-    # written in the zone only now (they are compared and ordered as instants before).
-    rows = viewers_of(query, _whole_seconds(segments.filter(mine)))
-    segment = pl.element().struct.rename_fields(SEGMENT_FIELDS)
-    segment = segment.struct.with_fields(
-        [_iso(pl.field(c), zone).alias(c) for c in ("started_at", "finished_at")]
-    )
-    attributes = pl.struct(
-        pl.col("viewer_identifier", "videos_watched"),
-        _iso(pl.col("last_activity"), zone),
-        pl.col("segments").list.eval(segment),
-    )
-    resources = rows.select(type=pl.lit("Viewer"), attributes=attributes)
-    return resources.collect(), int(total.item())
