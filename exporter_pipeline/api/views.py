@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from exporter_pipeline.api.context import CallerDep, ServicesDep
 from exporter_pipeline.api.errors import ApiError
@@ -68,7 +68,9 @@ def segment_request(
     list_unfinished_segments: Annotated[
         bool, Query(description="false: only finished segments.")
     ] = True,
-    content_type: Annotated[Literal["live", "recorded"] | None, Query()] = None,
+    # Named apart from the path parameter of /views/{content_type}, which FastAPI matches
+    # by Python name; the query parameter is still `content_type`.
+    content_kind: Annotated[Literal["live", "recorded"] | None, Query(alias="content_type")] = None,
     content_id: Annotated[
         list[str] | None, Query(description="Content ids, comma separated or repeated.")
     ] = None,
@@ -93,7 +95,7 @@ def segment_request(
         return problems
     query = SegmentQuery(
         tenant=caller.tenant,
-        content_type=content_type,
+        content_type=content_kind,
         content_ids=listed(content_id) or None,
         inclusive_range=inclusive_range,
         list_unfinished_segments=list_unfinished_segments,
@@ -197,3 +199,61 @@ def list_viewers(
         segments = viewer_segments(query, files, asked.start, asked.end)
         found, total = viewer_page(query, segments, asked.zone, page)
     return _page_json(request, found, total, page)
+
+
+# Seed 003's path form of the content type: `/views/live` is `/views?content_type=live`.
+ContentTypePath = Annotated[Literal["live", "recorded"], Path(description="live or recorded")]
+
+
+def _of_type(
+    asked: SegmentRequest | list[ApiError], content_type: str
+) -> SegmentRequest | list[ApiError]:
+    if isinstance(asked, list):
+        return asked
+    if asked.query.content_type not in (None, content_type):
+        return [
+            bad(
+                "content_type",
+                f"the path says content type {content_type}: leave out "
+                "?content_type= or make it the same",
+            )
+        ]
+    return dataclasses.replace(
+        asked, query=dataclasses.replace(asked.query, content_type=content_type)
+    )
+
+
+@router.get(
+    "/views/{content_type}",
+    response_model=Page[View],
+    summary="List the tenant's view segments of one content type",
+)
+def list_views_of_type(
+    request: Request,
+    services: ServicesDep,
+    asked: SegmentRequestDep,
+    page: PageDep,
+    content_type: ContentTypePath,
+) -> Response:
+    """Seed 003 `/views/{content_type}`: `/views` of live or recorded content only."""
+    return list_views(request, services, _of_type(asked, content_type), page)
+
+
+@router.get(
+    "/viewers/{content_type}",
+    response_model=Page[Viewer],
+    summary="List the tenant's unique viewers of one content type",
+)
+def list_viewers_of_type(
+    request: Request,
+    services: ServicesDep,
+    asked: SegmentRequestDep,
+    page: PageDep,
+    content_type: ContentTypePath,
+    viewer_identifier: Annotated[
+        str | None, Query(description="Only viewers whose identifier contains this text.")
+    ] = None,
+) -> Response:
+    """Seed 003 `/viewers/{content_type}`: `/viewers` over live or recorded content only."""
+    narrowed = _of_type(asked, content_type)
+    return list_viewers(request, services, narrowed, page, viewer_identifier)

@@ -262,3 +262,19 @@ def test_the_answer_models_are_in_openapi(api_server: Api) -> None:
         assert {"content_type", "content_id", "_page", "_limit"} <= names
     view = schema["components"]["schemas"]["ViewAttributes"]["properties"]
     assert {"view_id", "from", "to", "started_at", "viewer_identifier"} <= set(view)
+
+
+def test_seed_003s_path_form_of_the_content_type(api: Api) -> None:
+    params = {**RANGE, "_limit": 10_000}
+    with api.client("acme") as acme:
+        by_query = acme.get("/v1/views", params={**params, "content_type": "recorded"}).json()
+        by_path = acme.get("/v1/views/recorded", params=params).json()
+        viewers = acme.get("/v1/viewers/live", params=params).json()
+        clash = acme.get("/v1/views/live", params={**params, "content_type": "recorded"})
+        unknown = acme.get("/v1/viewers/vod", params=params)
+    assert by_path["data"] == by_query["data"] and by_path["meta"]["total"] > 0
+    segments = [s for v in viewers["data"] for s in v["attributes"]["segments"]]
+    assert segments and {s["content_type"] for s in segments} == {"live"}
+    assert clash.status_code == unknown.status_code == 422
+    assert clash.json()["errors"][0]["source"] == {"parameter": "content_type"}
+    assert unknown.json()["errors"][0]["source"] == {"parameter": "content_type"}
