@@ -1,7 +1,8 @@
 """The data sets an export can select, each one object carrying its behaviour: its
 definition model, the lake data sets it reads, the columns it writes and how it selects
 a window's rows, as lazy polars frames over local lake files. `catalog.DATASETS` lists
-them.
+them; the selections themselves are pure functions of `selections.py`, shared with the
+HTTP API's queries.
 
 Every frame starts with the tenant filter, before anything else, so no later step can
 see another tenant's rows. Row data sets are built per hour; aggregated ones over a
@@ -19,7 +20,6 @@ from typing import ClassVar, Protocol, TypeVar
 
 import polars as pl
 
-from exporter_pipeline.derived.delivery_metrics import DIMENSIONS, METRICS
 from exporter_pipeline.events.schema import EVENT_TIME_DTYPE, event_types_of
 from exporter_pipeline.exports.definition import (
     ExportBase,
@@ -30,31 +30,19 @@ from exporter_pipeline.exports.definition import (
     ViewersExport,
     ViewsExport,
 )
-from exporter_pipeline.exports.fields import METRIC_INTERVALS, VIEW_COLUMNS, VIEWER_COLUMNS
 from exporter_pipeline.exports.query import QUERY_TABLES, QueryLimits, run_query
-from exporter_pipeline.lake import scan_by_row_group
+from exporter_pipeline.exports.selections import (
+    chosen,
+    metric_columns,
+    metrics,
+    row_filters,
+    tenant_rows,
+    view_rows,
+    viewers,
+)
 from exporter_pipeline.settings import Settings
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def tenant_rows(export: ExportDefinition, files: list[Path]) -> pl.LazyFrame:
-    """The tenant's rows of some lake files: the only way a data set reads the lake."""
-    source = scan_by_row_group(files[0]) if len(files) == 1 else pl.scan_parquet(files)
-    return source.filter(pl.col("tenant") == export.tenant)
-
-
-def _filters(export: ExportDefinition, rename: dict[str, str] | None = None) -> pl.Expr:
-    condition = pl.lit(True)
-    for field, values in export.filters.items():
-        column = (rename or {}).get(field, field)
-        condition = condition & pl.col(column).cast(pl.String).is_in(values)
-    return condition
-
-
-def _chosen(export: ExportDefinition, every: tuple[str, ...]) -> list[str]:
-    """The columns an export chose, else every column of its data set."""
-    return list(export.columns) if export.columns else list(every)
 
 
 def _instant(moment: datetime) -> pl.Expr:
@@ -76,100 +64,10 @@ def event_rows(
     if category is not None:
         frame = frame.filter(pl.col("event_type").is_in(event_types_of(category)))
     return (
-        frame.filter(_filters(export))
+        frame.filter(row_filters(export))
         .filter((pl.col("event_time") >= _instant(start)) & (pl.col("event_time") < _instant(end)))
-        .select(_chosen(export, export.selectable_columns))
+        .select(chosen(export, export.selectable_columns))
     )
-
-
-def _segment_filter(export: ViewsExport, start: datetime, end: datetime) -> pl.Expr:
-    """Seed 003's range rules for segments against the requested [start, end).
-
-    inclusive_range (default): segments that started in the range, plus those that
-    started before it and finished inside it. inclusive_range false: only segments
-    that started in the range and finished in it (or are unfinished). In both,
-    list_unfinished_segments false drops segments with no finished_at.
-    """
-    started_in = (pl.col("started_at") >= start) & (pl.col("started_at") < end)
-    finished_in = (pl.col("finished_at") >= start) & (pl.col("finished_at") < end)
-    unfinished = pl.col("finished_at").is_null()
-    if export.inclusive_range:
-        condition = started_in | ((pl.col("started_at") < start) & finished_in.fill_null(False))
-    else:
-        condition = started_in & (finished_in.fill_null(False) | unfinished)
-    if not export.list_unfinished_segments:
-        condition = condition & ~unfinished
-    if export.content_type is not None:
-        condition = condition & (pl.col("content_type") == export.content_type)
-    if export.content_ids:
-        condition = condition & pl.col("content_id").is_in(export.content_ids)
-    return condition & _filters(export)
-
-
-def view_rows(
-    export: ViewsExport, files: list[Path], start: datetime, end: datetime
-) -> pl.LazyFrame:
-    return (
-        tenant_rows(export, files)
-        .filter(_segment_filter(export, start, end))
-        .sort(["started_at", "view_id"])
-        .select(_chosen(export, VIEW_COLUMNS))
-    )
-
-
-def viewers(
-    export: ViewersExport, files: list[Path], start: datetime, end: datetime
-) -> pl.LazyFrame:
-    """One row per viewer (seed 003 /viewers) over the window's segments."""
-    segments = tenant_rows(export, files).filter(_segment_filter(export, start, end))
-    if export.viewer_identifier:
-        segments = segments.filter(
-            pl.col("viewer_identifier").str.contains(export.viewer_identifier, literal=True)
-        )
-    segment_fields = [c for c in VIEW_COLUMNS if c != "viewer_identifier"]
-    return (
-        segments.sort(["viewer_identifier", "started_at", "view_id"])
-        .group_by("viewer_identifier", maintain_order=True)
-        .agg(
-            last_activity=pl.max_horizontal(
-                pl.col("finished_at").max(), pl.col("started_at").max()
-            ),
-            videos_watched=pl.col("content_id").n_unique().cast(pl.Int64),
-            segments=pl.struct(segment_fields),
-        )
-        .select(_chosen(export, VIEWER_COLUMNS))
-    )
-
-
-def metrics(
-    export: MetricsExport, files: list[Path], start: datetime, end: datetime
-) -> pl.LazyFrame:
-    """Seed 001 export rows: per interval and dimension values, the chosen metrics."""
-    assert export.interval is not None and export.metrics
-    step_ms = METRIC_INTERVALS[export.interval] * 1000
-    minutes = METRIC_INTERVALS[export.interval] // 60
-    dimensions = export.dimensions or []
-    rows = (
-        tenant_rows(export, files)
-        .filter(_filters(export, DIMENSIONS))
-        .filter((pl.col("minute") >= start) & (pl.col("minute") < end))
-        .with_columns(timestamp=(pl.col("minute").dt.epoch("ms") // step_ms) * step_ms)
-    )
-    sums = {name: pl.col(column).sum().alias(name) for name, column in METRICS.items()}
-    # sessions: the average over the interval's minutes of distinct active sessions,
-    # a minute without sessions counting as 0.
-    sums["sessions"] = (pl.col("sessions").sum() / minutes).alias("sessions")
-    return (
-        rows.group_by(["timestamp", *(DIMENSIONS[d] for d in dimensions)])
-        .agg([sums[m] for m in export.metrics])
-        .rename({DIMENSIONS[d]: d for d in dimensions})
-        .sort(["timestamp", *dimensions], nulls_last=True)
-        .select(metric_columns(export))
-    )
-
-
-def metric_columns(export: MetricsExport) -> list[str]:
-    return ["timestamp", *(export.dimensions or []), *(export.metrics or [])]
 
 
 def query_limits(export: QueryExport, settings: Settings | None = None) -> QueryLimits:
@@ -237,7 +135,7 @@ class DataSet(ABC):
 
     def output_columns(self, export: ExportDefinition) -> list[str]:
         """The columns an export writes, in order (the manifest lists them)."""
-        return _chosen(export, self.columns)
+        return chosen(export, self.columns)
 
 
 @dataclass(frozen=True)

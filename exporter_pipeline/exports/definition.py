@@ -12,7 +12,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from exporter_pipeline.derived.delivery_metrics import DIMENSIONS
 from exporter_pipeline.destinations.outputs import StrictModel, named
 from exporter_pipeline.events.schema import EVENT_COLUMNS
 from exporter_pipeline.exports.definition_parts import (
@@ -25,16 +24,14 @@ from exporter_pipeline.exports.definition_parts import (
 )
 from exporter_pipeline.exports.fields import (
     EVENT_FILTER_FIELDS,
-    MAX_METRIC_DIMENSIONS,
     MAX_ON_DEMAND_DAYS,
     METRIC_FILTER_FIELDS,
     METRIC_INTERVALS,
-    METRIC_NAMES,
-    METRIC_RANGE_LIMITS,
     VIEW_COLUMNS,
     VIEWER_COLUMNS,
 )
 from exporter_pipeline.exports.formats import FILE_FORMATS, canonical_format
+from exporter_pipeline.exports.metric_rules import alignment_rules, choice_rules, range_rules
 from exporter_pipeline.windows import CADENCE_STEP, utc
 
 # Dates of a definition fall within these years: Dagster's partitions format years with
@@ -243,65 +240,18 @@ class MetricsExport(ExportBase):
         return errors
 
     def _choice_rules(self) -> Rules:
-        errors: Rules = []
-        if not self.metrics:
-            errors.append(("metrics", f"metrics must list some of {', '.join(METRIC_NAMES)}"))
-        for metric in self.metrics or []:
-            if metric not in METRIC_NAMES:
-                errors.append(
-                    ("metrics", f"unknown metric {metric!r} (choose {', '.join(METRIC_NAMES)})")
-                )
-        if self.interval is None:
-            errors.append(("interval", "metrics need an interval"))
-        elif self.interval not in METRIC_INTERVALS:
-            errors.append(
-                (
-                    "interval",
-                    f"interval {self.interval!r} is not one of {', '.join(METRIC_INTERVALS)}",
-                )
-            )
-        for dimension in self.dimensions or []:
-            if dimension not in DIMENSIONS:
-                errors.append(
-                    (
-                        "dimensions",
-                        f"unknown dimension {dimension!r} (choose {', '.join(DIMENSIONS)})",
-                    )
-                )
-        if len(self.dimensions or []) > MAX_METRIC_DIMENSIONS:
-            errors.append(
-                (
-                    "dimensions",
-                    f"at most {MAX_METRIC_DIMENSIONS} dimensions, got {len(self.dimensions or [])}",
-                )
-            )
-        return errors
+        return choice_rules(self.metrics, self.interval, self.dimensions)
 
     def _interval_rules(
         self, interval: str, start: datetime, end: datetime | None, now: datetime
     ) -> Rules:
-        errors: Rules = []
-        seconds = METRIC_INTERVALS[interval]
-        for field, moment in (("start", start), ("end", end)):
-            if moment is not None and int(moment.timestamp()) % seconds:
-                errors.append((field, f"{field} must be aligned to the {interval} interval"))
-        if CADENCE_STEP[self.cadence].total_seconds() % seconds:
+        errors = alignment_rules(interval, {"start": start, "end": end})
+        if CADENCE_STEP[self.cadence].total_seconds() % METRIC_INTERVALS[interval]:
             errors.append(
                 ("interval", f"interval {interval} does not divide a {self.cadence} window")
             )
-        longest, back = METRIC_RANGE_LIMITS[interval]
         if end is not None:  # seed 001's limits apply to on-demand (bounded) requests
-            if longest is not None and (end - start).total_seconds() > longest:
-                errors.append(
-                    ("end", f"interval {interval} allows a range of at most {_duration(longest)}")
-                )
-            if back is not None and start < now - timedelta(seconds=back):
-                errors.append(
-                    (
-                        "start",
-                        f"interval {interval} allows ranges within the last {_duration(back)} only",
-                    )
-                )
+            errors += range_rules(interval, start, end, now)
         return errors
 
 
@@ -349,7 +299,3 @@ class QueryExport(ExportBase):
 
 # Every export is one of these; `validation.validate_export` picks one by `dataset`.
 ExportDefinition = RowsExport | MetricsExport | ViewsExport | ViewersExport | QueryExport
-
-
-def _duration(seconds: int) -> str:
-    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds // 3600} hours"

@@ -27,9 +27,10 @@ HOURS = [DAY, DAY + timedelta(hours=1)]
 class Lake:
     root: Path
     store: Destination
+    hours: tuple[datetime, ...] = tuple(HOURS)
 
     def files(self, dataset: str) -> list[str]:
-        return [str(self.root / hourly_key(dataset, hour)) for hour in HOURS]
+        return [str(self.root / hourly_key(dataset, hour)) for hour in self.hours]
 
 
 def build_lake(
@@ -38,17 +39,21 @@ def build_lake(
     seed: int = 21,
     hours: int = len(HOURS),
     row_group_rows: int | None = None,
+    day: datetime = DAY,
 ) -> Lake:
     """Simulated landing files ingested into a lake, with both derived data sets.
 
     `row_group_rows` rewrites each raw hour in row groups of that many rows, as a large
     hour is stored (the lake writes 128 K-row groups), so exports read it group by group.
+    `day` is the first hour (any UTC hour; the API's tests need recent ones).
     """
     landing = root / "landing"
-    end = DAY + timedelta(hours=hours)
-    simulate(landing, ["acme", "globex"], DAY, end, events_per_hour, seed=seed)
+    every = tuple(day + timedelta(hours=h) for h in range(hours))
+    simulate(
+        landing, ["acme", "globex"], day, every[-1] + timedelta(hours=1), events_per_hour, seed=seed
+    )
     store = destination_from_url(str(root / "lake"))
-    for hour in (DAY + timedelta(hours=h) for h in range(hours)):
+    for hour in every:
         ingest_hour(hour, destination_from_url(str(landing)), store)
         raw_file = root / "lake" / hourly_key("raw_events", hour)
         if row_group_rows:
@@ -61,7 +66,7 @@ def build_lake(
             work = root / f"work-{name}-{hour:%Y%m%d%H}"
             work.mkdir()
             write_hourly(store, name, hour, transform(raw), work)
-    return Lake(root / "lake", store)
+    return Lake(root / "lake", store, every)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,91 @@
+"""Seed 001's rules on a metrics request, as pure functions: which metrics, interval and
+dimensions exist, and the range limits of each interval. An export definition
+(`definition.MetricsExport`) and the HTTP API's `GET /v1/metrics` both apply them; each
+problem is (the field it concerns, message), the range's ends named by the caller
+(`start`/`end` in a definition, `from`/`to` in the API)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from exporter_pipeline.derived.delivery_metrics import DIMENSIONS
+from exporter_pipeline.exports.fields import (
+    MAX_METRIC_DIMENSIONS,
+    METRIC_INTERVALS,
+    METRIC_NAMES,
+    METRIC_RANGE_LIMITS,
+)
+
+Rules = list[tuple[str, str]]
+
+
+def choice_rules(
+    metrics: list[str] | None, interval: str | None, dimensions: list[str] | None
+) -> Rules:
+    """Known metrics (at least one), a known interval, at most two known dimensions."""
+    errors: Rules = []
+    if not metrics:
+        errors.append(("metrics", f"metrics must list some of {', '.join(METRIC_NAMES)}"))
+    for metric in metrics or []:
+        if metric not in METRIC_NAMES:
+            errors.append(
+                ("metrics", f"unknown metric {metric!r} (choose {', '.join(METRIC_NAMES)})")
+            )
+    if interval is None:
+        errors.append(("interval", "metrics need an interval"))
+    elif interval not in METRIC_INTERVALS:
+        errors.append(
+            ("interval", f"interval {interval!r} is not one of {', '.join(METRIC_INTERVALS)}")
+        )
+    for dimension in dimensions or []:
+        if dimension not in DIMENSIONS:
+            errors.append(
+                ("dimensions", f"unknown dimension {dimension!r} (choose {', '.join(DIMENSIONS)})")
+            )
+    if len(dimensions or []) > MAX_METRIC_DIMENSIONS:
+        errors.append(
+            (
+                "dimensions",
+                f"at most {MAX_METRIC_DIMENSIONS} dimensions, got {len(dimensions or [])}",
+            )
+        )
+    return errors
+
+
+def alignment_rules(interval: str, ends: dict[str, datetime | None]) -> Rules:
+    """Seed 001: each end of the range is rounded to the interval (from the epoch)."""
+    seconds = METRIC_INTERVALS[interval]
+    return [
+        (name, f"{name} must be aligned to the {interval} interval")
+        for name, moment in ends.items()
+        if moment is not None and int(moment.timestamp()) % seconds
+    ]
+
+
+def range_rules(
+    interval: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    names: tuple[str, str] = ("start", "end"),
+) -> Rules:
+    """Seed 001's limits of a bounded range at `interval`: its longest span (reported on
+    the end) and how far back it may start (reported on the start)."""
+    errors: Rules = []
+    longest, back = METRIC_RANGE_LIMITS[interval]
+    if longest is not None and (end - start).total_seconds() > longest:
+        errors.append(
+            (names[1], f"interval {interval} allows a range of at most {duration(longest)}")
+        )
+    if back is not None and start < now - timedelta(seconds=back):
+        errors.append(
+            (
+                names[0],
+                f"interval {interval} allows ranges within the last {duration(back)} only",
+            )
+        )
+    return errors
+
+
+def duration(seconds: int) -> str:
+    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds // 3600} hours"
