@@ -93,8 +93,8 @@ def test_a_range_is_its_windows_and_one_runs_partition_range(
 def refused(export: Any, start: datetime, end: datetime) -> list[tuple[str, str]]:
     with pytest.raises(ApiErrors) as raised:
         requested_windows(export, start, end, NOW)
-    assert {p.status for p in raised.value.problems} == {422}
-    return [(p.pointer or "", p.detail) for p in raised.value.problems]
+    assert {p.status for p in raised.value.errors} == {422}
+    return [(p.pointer or "", p.detail) for p in raised.value.errors]
 
 
 def test_bad_ranges_are_refused_pointing_at_start_or_end() -> None:
