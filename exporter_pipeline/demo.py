@@ -36,8 +36,27 @@ def run_demo(day: datetime, events_per_hour: int) -> int:
     exported = _run_exports(defs, instance, start)
     if exported is None:
         return 1
+    _print_api_key(settings, start, end)
     print("\nOpen the UI:  DAGSTER_HOME=$PWD/.dagster_home .venv/bin/dagster dev -w workspace.yaml")
     return 0
+
+
+def _print_api_key(settings: Settings, start: datetime, end: datetime) -> None:
+    """A new API key of the first demo tenant, and a request for the day's metrics that
+    works once `exporter-pipeline api` serves (it reads the lake; no Dagster needed)."""
+    from exporter_pipeline.store.api_keys import create_key
+    from exporter_pipeline.store.store import DefinitionsStore
+
+    tenant = DEMO_TENANTS[0]
+    _record, key = create_key(DefinitionsStore.from_settings(settings).engine, tenant)
+    since, until = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    url = (
+        f"{settings.api_url}/v1/metrics?metrics=played,rebuffered,sessions&interval=1h"
+        f"&dimensions=country.code&from={since}&to={until}&format=csv"
+    )
+    print("\nThe HTTP API:  DAGSTER_HOME=$PWD/.dagster_home .venv/bin/exporter-pipeline api")
+    print(f"API key of {tenant} (shown once): {key}")
+    print(f"curl -sH 'Authorization: Bearer {key}' '{url}'")
 
 
 def _simulate_day(settings: Settings, start: datetime, end: datetime, per_hour: int) -> None:
