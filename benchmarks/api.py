@@ -19,8 +19,9 @@ one worker, as `exporter-pipeline api` starts it) and this process measures, wit
 - `--clients` concurrent clients (one asyncio loop, httpx) calling those reads in turn
   for `--seconds`: requests, errors, p50, p95, p99.
 
-Task creation (`POST /v1/export-tasks` to QUEUED) needs a Dagster webserver; it is
-measured by the end-to-end suite's deployment and reported in RESULTS.md from there.
+- with `--tasks N` (needs a Dagster webserver: `dagster dev` is started on the project's
+  workspace, the same store and lake): `POST /v1/export-tasks` of one hour each, N times,
+  the time until the API answers 201 (the run is QUEUED then), p50 and p95.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -82,16 +84,72 @@ def build_lake(work: Path, events_per_hour: int, hours: int) -> Path:
     return lake_dir
 
 
-def start_api(work: Path, lake_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """`exporter-pipeline api` on `port` over the lake, and a key of tenant acme."""
-    env = {
+def environment(work: Path, lake_dir: Path, dagster_port: int) -> dict[str, str]:
+    home = work / "home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    return {
         **os.environ,
-        "DAGSTER_HOME": str(work / "home"),
-        "EXPORTER_DATABASE_URL": f"sqlite:///{work / 'home' / 'store.sqlite3'}",
+        "DAGSTER_HOME": str(home),
+        "EXPORTER_DATABASE_URL": f"sqlite:///{home / 'store.sqlite3'}",
         "EXPORTER_LAKE_URL": str(lake_dir),
         "EXPORTER_EXPORTS_FILE": str(work / "none.yaml"),
+        "EXPORTER_API_LOCAL_ROOT": str(work / "tenant-outputs"),
+        "EXPORTER_DAGSTER_URL": f"http://127.0.0.1:{dagster_port}",
     }
-    (work / "home").mkdir(exist_ok=True)
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.5)
+    raise RuntimeError(f"nothing answered at {url} within {seconds:.0f} s")
+
+
+def start_dagster(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    command = [str(BIN / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-p", str(port)]
+    log = open(Path(env["DAGSTER_HOME"]) / "dagster-dev.log", "wb")  # kept open for the child
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    wait_for(f"http://127.0.0.1:{port}/server_info", process, 300)
+    return process
+
+
+def task_creation(client: httpx.Client, count: int) -> tuple[float, float]:
+    """(p50 ms, p95 ms) of creating `count` one-hour export tasks of acme."""
+    answer = client.post(
+        "/v1/outputs", json={"name": "acme_bench", "type": "local", "path": "bench"}
+    )
+    if answer.status_code not in (201, 409):
+        raise RuntimeError(f"output: {answer.status_code} {answer.text[:300]}")
+    seconds = []
+    for number in range(count):
+        hour = DAY + timedelta(hours=number % 24)
+        body = {
+            "name": f"bench_{number}",
+            "start_time": hour.isoformat(),
+            "end_time": (hour + timedelta(hours=1)).isoformat(),
+            "dataset": "raw",
+            "format": "csv",
+            "output": "acme_bench",
+        }
+        began = time.perf_counter()
+        created = client.post("/v1/export-tasks", json=body)
+        seconds.append(time.perf_counter() - began)
+        if created.status_code != 201 or created.json()["status"] != "QUEUED":
+            raise RuntimeError(f"task: {created.status_code} {created.text[:300]}")
+    return statistics.median(seconds) * 1000, percentile(seconds, 0.95) * 1000
+
+
+def start_api(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """`exporter-pipeline api` on `port` with `env`, and a key of tenant acme."""
     created = subprocess.run(
         [str(BIN / "exporter-pipeline"), "api-keys", "create", "--tenant", "acme"],
         env=env,
@@ -102,15 +160,8 @@ def start_api(work: Path, lake_dir: Path, port: int) -> tuple[subprocess.Popen[b
     key = created.stdout.strip().splitlines()[-1]
     command = [str(BIN / "exporter-pipeline"), "api", "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(command, env=env, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
-            return process, key
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the API did not start")
+    wait_for(f"http://127.0.0.1:{port}/openapi.json", process, 60)
+    return process, key
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -238,11 +289,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--work", type=Path, default=ROOT / ".bench-api")
     parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--tasks", type=int, default=0, help="export tasks to create (Dagster)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"building the lake: {args.events_per_hour:,} events/hour x {args.hours} hours")
     lake_dir = build_lake(args.work, args.events_per_hour, args.hours)
-    process, key = start_api(args.work, lake_dir, args.port)
+    env = environment(args.work, lake_dir, args.port + 1)
+    dagster = start_dagster(env, args.port + 1) if args.tasks else None
+    process, key = start_api(env, args.port)
     url = f"http://127.0.0.1:{args.port}"
     try:
         reads = read_requests(args.hours)
@@ -253,6 +307,11 @@ def main() -> int:
                 p50, p95, size = timed_calls(client, path, params, args.calls)
                 print(f"| {label} | {p50:.0f} | {p95:.0f} | {size:,} |")
             print(views_last_page(client, reads, args.calls))
+            if args.tasks:
+                p50, p95 = task_creation(client, args.tasks)
+                print(
+                    f"| export task creation to QUEUED ({args.tasks}) | {p50:.0f} | {p95:.0f} | |"
+                )
         result = asyncio.run(load(url, key, list(reads.values()), args.clients, args.seconds))
         print(
             f"\n{args.clients} concurrent clients for {args.seconds:.0f} s: "
@@ -261,8 +320,10 @@ def main() -> int:
             f"p99 {result['p99_ms']:.0f} ms"
         )
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+        for running in (process, dagster):
+            if running is not None:
+                os.killpg(running.pid, signal.SIGTERM)
+                running.wait(timeout=60)
     return 0
 
 
