@@ -5,7 +5,8 @@ problem a JSON:API error whose `source.pointer` is the field (`/columns/1`, `/en
 Beyond a file's rules, for a stranger's definition: its tenant is the caller's; its
 output is one of the caller's own (the operator's tenant-less outputs are for the
 operator's YAML only, so they answer as missing ones do); no `*_env` key anywhere (a
-webhook's `secret_env` would sign with a variable of the service's environment).
+webhook's `secret_env` would sign with a variable of the service's environment: the
+service holds a webhook's secret instead, `api/webhook_secrets.py`).
 """
 
 from __future__ import annotations

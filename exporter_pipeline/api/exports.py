@@ -4,7 +4,8 @@ code location, so its job and schedule follow at once (`documents.reload_tenant`
 
 Answers: one export is `{"data": Export}`, after a change with `"meta": {"reload":
 {"location", "reload"}}` (a 204 carries the reload's outcome in the `Exporter-Reload`
-header); a list is a `Page`; errors are JSON:API, pointing at the field.
+header) and, once, `"webhook_secret"` when the service made the webhook's secret
+(`api/webhook_secrets.py`); a list is a `Page`; errors are JSON:API, pointing at the field.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from exporter_pipeline.api.context import Caller, CallerDep, ServicesDep
 from exporter_pipeline.api.documents import (
     RELOAD_HEADER,
     ChangedDocument,
+    ChangeMeta,
     Document,
     reload_tenant,
 )
@@ -27,7 +29,9 @@ from exporter_pipeline.api.errors import ApiError, ApiErrors, not_found
 from exporter_pipeline.api.export_rules import read_export, store_problems
 from exporter_pipeline.api.output_rules import invalid
 from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_request
+from exporter_pipeline.api.webhook_secrets import keyless, new_webhook_secret, take_webhook_secret
 from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.store.apply import uses_stored_secret
 from exporter_pipeline.store.store import NameTaken, NotOwned, jsonable
 
 router = APIRouter(tags=["exports"])
@@ -52,6 +56,19 @@ class ExportOut(BaseModel):
     start: str = Field(description="First partition (ISO 8601 date or date and time).")
 
 
+class ExportChangeMeta(ChangeMeta):
+    webhook_secret: str | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="The webhook's signing secret, when the service has just made it: "
+        "told here once, never again.",
+    )
+
+
+class ExportChanged(ChangedDocument[ExportOut]):
+    meta: ExportChangeMeta
+
+
 def _out(definition: dict[str, Any]) -> ExportOut:
     return ExportOut.model_validate(definition)
 
@@ -63,10 +80,41 @@ def _mine(services: ServicesDep, caller: Caller, name: str) -> dict[str, Any]:
     return found
 
 
-def _checked(services: ServicesDep, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+def _checked(
+    services: ServicesDep, caller: Caller, body: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """(the definition, the webhook secret given with it or None); ApiErrors listing
+    every problem of both."""
     _total, outputs = services.store.output_page(caller.tenant, 0, 1_000_000)
-    definition = read_export(body, caller.tenant, {o.name for o in outputs})
-    return dict(jsonable(definition))
+    body, given, problems = take_webhook_secret(body)
+    try:
+        definition = read_export(body, caller.tenant, {o.name for o in outputs})
+    except ApiErrors as error:
+        raise ApiErrors([*error.errors, *problems]) from None
+    if problems:
+        raise ApiErrors(problems)
+    return dict(jsonable(definition)), given
+
+
+def _webhook_secret(
+    services: ServicesDep, definition: dict[str, Any], given: str | None, stored: bool
+) -> tuple[str | None, str | None]:
+    """(the webhook secret to store, the one to tell the caller): the one given, else the
+    one `stored` already, else a new one, told once; none without a stored-secret hook."""
+    if not uses_stored_secret(definition) or (stored and not given):
+        return None, None
+    if not services.store.stores_credentials:
+        raise keyless()
+    if given:
+        return given, None
+    made = new_webhook_secret()
+    return made, made
+
+
+def _changed(definition: dict[str, Any], meta: ChangeMeta, told: str | None) -> ExportChanged:
+    return ExportChanged(
+        data=_out(definition), meta=ExportChangeMeta(reload=meta.reload, webhook_secret=told)
+    )
 
 
 def _taken(name: str) -> ApiError:
@@ -100,27 +148,27 @@ def list_exports(
 @router.post(
     "/exports",
     status_code=201,
-    response_model=ChangedDocument[ExportOut],
+    response_model=ExportChanged,
     summary="Create an export definition",
-    responses={409: {"description": "the name is taken"}},
+    responses={409: {"description": "the name is taken"}, 503: {"description": "no secret key"}},
     openapi_extra=request_schemas.EXPORT_REQUEST,
 )
-def create_export(
-    services: ServicesDep, caller: CallerDep, body: ExportBody
-) -> ChangedDocument[ExportOut]:
+def create_export(services: ServicesDep, caller: CallerDep, body: ExportBody) -> ExportChanged:
     """The export's YAML keys as JSON (`tenant` omitted or the caller's; `output.name` one
-    of the caller's outputs). 201 `{"data": Export, "meta": {"reload": ...}}`; 409
-    `name_taken` when any export has the name."""
-    definition = _checked(services, caller, body)
+    of the caller's outputs; a webhook's secret write-only, `delivery.webhook.secret`).
+    201 `{"data": Export, "meta": {"reload": ..., "webhook_secret"?}}` (the secret the
+    service made for the webhook, told once); 409 `name_taken` when any export has it."""
+    definition, given = _checked(services, caller, body)
     name = str(definition["name"])
+    secret, told = _webhook_secret(services, definition, given, stored=False)
     try:
-        services.store.create_export(definition)
+        services.store.create_export(definition, secret)
     except (NameTaken, IntegrityError):
         raise _taken(name) from None
     except DefinitionError as error:
         raise _refused(error, name, caller.tenant) from None
     meta = reload_tenant(services.settings, caller.tenant)
-    return ChangedDocument(data=_out(definition), meta=meta)
+    return _changed(definition, meta, told)
 
 
 @router.get("/exports/{name}", response_model=Document[ExportOut], summary="Get an export")
@@ -131,26 +179,31 @@ def get_export(services: ServicesDep, caller: CallerDep, name: str) -> Document[
 
 @router.put(
     "/exports/{name}",
-    response_model=ChangedDocument[ExportOut],
+    response_model=ExportChanged,
     summary="Replace an export definition",
+    responses={503: {"description": "no secret key"}},
 )
 def replace_export(
     services: ServicesDep, caller: CallerDep, name: str, body: ExportBody
-) -> ChangedDocument[ExportOut]:
+) -> ExportChanged:
     """The whole new definition (the name in the path; a body `name` must be the same).
-    200 `{"data": Export, "meta": {"reload": ...}}`."""
+    200 `{"data": Export, "meta": {"reload": ...}}`. The webhook keeps its stored secret
+    unless `delivery.webhook.secret` gives a new one (a webhook that had none gets one,
+    told once in `meta.webhook_secret`)."""
     _mine(services, caller, name)
     if body.get("name", name) != name:
         raise ApiErrors([invalid("/name", f"name must be omitted or {name!r} (the path's)")])
-    definition = _checked(services, caller, {**body, "name": name})
+    definition, given = _checked(services, caller, {**body, "name": name})
+    stored = services.store.has_webhook_secret(name)
+    secret, told = _webhook_secret(services, definition, given, stored)
     try:
-        services.store.replace_export(definition)
+        services.store.replace_export(definition, secret)
     except NotOwned:
         raise not_found("export", name) from None
     except DefinitionError as error:
         raise _refused(error, name, caller.tenant) from None
     meta = reload_tenant(services.settings, caller.tenant)
-    return ChangedDocument(data=_out(definition), meta=meta)
+    return _changed(definition, meta, told)
 
 
 @router.delete(

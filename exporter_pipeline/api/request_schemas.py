@@ -62,8 +62,30 @@ def output_request_schema() -> dict[str, Any]:
     return {"oneOf": choices, "discriminator": {"propertyName": "type"}}
 
 
+def webhook_request_schema(model: dict[str, Any]) -> dict[str, Any]:
+    """A webhook as the API takes it: no `secret_env`; a write-only `secret`."""
+    properties = {k: v for k, v in model["properties"].items() if k != "secret_env"}
+    properties["secret_stored"] = {
+        "type": "boolean",
+        "const": True,
+        "default": True,
+        "description": "The service holds the secret (always so through the API).",
+    }
+    properties["secret"] = {
+        "type": "string",
+        "pattern": "^whsec_",
+        "writeOnly": True,
+        "description": "whsec_<base64>, stored encrypted and never returned; omitted, the "
+        "service makes one and tells it once, in the answer's meta.webhook_secret.",
+    }
+    return {**model, "properties": properties}
+
+
 def export_request_schema() -> dict[str, Any]:
     schema = AnyExport.model_json_schema()
+    definitions = schema.get("$defs", {})
+    if "WebhookDelivery" in definitions:
+        definitions["WebhookDelivery"] = webhook_request_schema(definitions["WebhookDelivery"])
     inlined: dict[str, Any] = inline_refs(schema, schema.get("$defs", {}))
     inlined["title"] = "Export definition (the YAML keys; tenant implied)"
     inlined["required"] = [k for k in inlined.get("required", []) if k != "tenant"]

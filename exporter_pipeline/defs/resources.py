@@ -16,6 +16,23 @@ from exporter_pipeline.settings import Settings
 from exporter_pipeline.store.store import DefinitionsStore
 
 
+def store_config_url(settings: Settings | None = None) -> str:
+    """The store's URL for a resource's config: "" when it holds a password (in the URL
+    or its query: libpq takes `?password=`), so config never shows one; the run then
+    reads EXPORTER_DATABASE_URL from its environment."""
+    url = (settings or Settings.from_env()).database_url
+    parsed = make_url(url)
+    secret = parsed.password or any("password" in key.lower() for key in parsed.query)
+    return "" if secret else url
+
+
+def open_store(config_url: str) -> DefinitionsStore:
+    """The definitions store of a resource's `config_url` (see `store_config_url`), with
+    the run's EXPORTER_SECRET_KEY to decrypt what it holds."""
+    settings = Settings.from_env()
+    return DefinitionsStore.open(config_url or settings.database_url, settings.secret_key)
+
+
 class LakeResource(dg.ConfigurableResource):
     """Where collectors drop landing files and where hourly Parquet data sets live."""
 
@@ -89,18 +106,10 @@ class OutputsResource(dg.ConfigurableResource):
 
     @classmethod
     def of(cls, settings: Settings | None = None) -> OutputsResource:
-        url = (settings or Settings.from_env()).database_url
-        parsed = make_url(url)
-        # A password in the URL or its query (libpq takes `?password=`) stays out of
-        # config: the run reads EXPORTER_DATABASE_URL from its environment instead.
-        secret = parsed.password or any("password" in key.lower() for key in parsed.query)
-        return cls(database_url="" if secret else url)
+        return cls(database_url=store_config_url(settings))
 
     def store(self) -> DefinitionsStore:
-        settings = Settings.from_env()
-        return DefinitionsStore.open(
-            self.database_url or settings.database_url, settings.secret_key
-        )
+        return open_store(self.database_url)
 
     def outputs(self) -> dict[str, Output]:
         return self.store().outputs()

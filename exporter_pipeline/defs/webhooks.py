@@ -1,12 +1,14 @@
 """The webhooks resource, and each webhook attempt of a delivery as one Dagster retry.
 
 `WebhooksResource` is injected by type (`webhooks: WebhooksResource`), like
-`OutputsResource`. Its configuration holds limits only: never a URL (resource config is
-shown in the UI, and a URL's query string may be a token) and never a secret. The secret
-of an export is read from the environment variable its definition names (`secret_env`)
-when that export's webhook is sent, so a delivery needs no other tenant's secret, and a
-missing one fails only the delivery that needs it, with a message naming the export and
-the variable (never a value).
+`OutputsResource`. Its configuration holds limits and, like that resource's, the store's
+URL when it has no password: never a webhook's URL (resource config is shown in the UI,
+and a URL's query string may be a token) and never a secret. The secret of an export is
+read when that export's webhook is sent: from the environment variable its definition
+names (`secret_env`), or from the definitions store (`secret_stored`: only that export's
+row, decrypted then), so a delivery needs no other tenant's secret, and a missing one
+fails only the delivery that needs it, with a message naming the export and where the
+secret should be (never a value).
 
 Retries are Dagster's: `post` sends one attempt, and a retryable answer raises
 `dg.RetryRequested` with the export's own attempts and wait (exponential backoff from
@@ -26,6 +28,7 @@ from typing import Any
 
 import dagster as dg
 
+from exporter_pipeline.defs.resources import open_store, store_config_url
 from exporter_pipeline.delivery.addresses import redact_url
 from exporter_pipeline.delivery.notices import Notice
 from exporter_pipeline.delivery.webhook import (
@@ -36,8 +39,14 @@ from exporter_pipeline.delivery.webhook import (
     post,
     secret_key,
 )
+from exporter_pipeline.errors import PermanentDestinationError
 from exporter_pipeline.exports.spec import WebhookDelivery
 from exporter_pipeline.settings import Settings
+
+
+def not_sent(export: str, why: str) -> dg.Failure:
+    """A webhook that cannot be signed: not retried (no attempt of this run would fix it)."""
+    return dg.Failure(f"webhook of export {export!r} not sent: {why}", allow_retries=False)
 
 
 class WebhooksResource(dg.ConfigurableResource):
@@ -47,6 +56,8 @@ class WebhooksResource(dg.ConfigurableResource):
     total_timeout_s: float = 300.0
     max_response_bytes: int = 65536
     allow_private: bool = False
+    # The definitions store holding `secret_stored` secrets (see OutputsResource).
+    database_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhooksResource:
@@ -55,6 +66,7 @@ class WebhooksResource(dg.ConfigurableResource):
             total_timeout_s=settings.webhook_total_timeout_s,
             max_response_bytes=settings.webhook_max_response_bytes,
             allow_private=settings.webhook_allow_private,
+            database_url=store_config_url(settings),
         )
 
     def policy(self, seconds_left: float) -> WebhookPolicy:
@@ -66,20 +78,42 @@ class WebhooksResource(dg.ConfigurableResource):
 
     def secret(self, export: str, hook: WebhookDelivery) -> str:
         """The signing secret of `export`, read now; a clear permanent failure if unusable."""
-        value = os.environ.get(hook.secret_env)
-        if not value:
-            raise dg.Failure(
-                f"webhook of export {export!r} not sent: the environment variable "
-                f"{hook.secret_env} that holds its signing secret is not set",
-                allow_retries=False,
+        if hook.secret_env is None:
+            value, where = self.stored_secret(export), "its stored secret"
+        else:
+            value, where = (
+                self.env_secret(export, hook.secret_env),
+                f"the secret in {hook.secret_env}",
             )
         try:
             secret_key(value)
         except WebhookRejected as error:
-            raise dg.Failure(
-                f"webhook of export {export!r} not sent: the secret in {hook.secret_env}: {error}",
-                allow_retries=False,
-            ) from None
+            raise not_sent(export, f"{where}: {error}") from None
+        return value
+
+    def env_secret(self, export: str, variable: str) -> str:
+        value = os.environ.get(variable)
+        if not value:
+            raise not_sent(
+                export,
+                f"the environment variable {variable} that holds its signing secret is not set",
+            )
+        return value
+
+    def stored_secret(self, export: str) -> str:
+        """The secret the definitions store holds for `export` alone, decrypted now."""
+        try:
+            value = open_store(self.database_url).webhook_secret(export)
+        except PermanentDestinationError as error:
+            # The message names the export and EXPORTER_SECRET_KEY, never a value.
+            raise not_sent(export, str(error)) from None
+        if value is None:
+            raise not_sent(
+                export,
+                "the definitions store holds no signing secret for it (its webhook has "
+                "secret_stored: true; give one through the HTTP API, PUT /v1/exports/"
+                f"{export} with delivery.webhook.secret, or use secret_env)",
+            )
         return value
 
     def send(

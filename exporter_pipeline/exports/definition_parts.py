@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from exporter_pipeline.destinations.outputs import EnvName, StrictModel, named
 from exporter_pipeline.windows import WEEKDAYS
@@ -54,7 +54,11 @@ class OutputRef(StrictModel):
 
 class WebhookDelivery(StrictModel):
     url: Annotated[str, Field(pattern=r"^https?://")]
-    secret_env: EnvName
+    # The `whsec_` signing secret is in one place: the environment variable `secret_env`
+    # names (an operator's YAML), or the definitions store, encrypted (`secret_stored`:
+    # how the HTTP API keeps a tenant's secret, which never enters the definition).
+    secret_env: EnvName | None = None
+    secret_stored: bool = False
     # Retries of 5xx, 408, 429, timeouts and connection errors, with exponential backoff.
     attempts: Annotated[int, Field(ge=1, le=20)] = 6
     backoff_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0
@@ -71,6 +75,24 @@ class WebhookDelivery(StrictModel):
         if problem:
             raise ValueError(problem)
         return url
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookDelivery:
+        if self.secret_env is None and not self.secret_stored:
+            raise FieldErrors(
+                [
+                    (
+                        "secret_env",
+                        "field 'secret_env' is required (or secret_stored: true, when the "
+                        "definitions store holds the webhook's secret)",
+                    )
+                ]
+            )
+        if self.secret_env is not None and self.secret_stored:
+            raise FieldErrors(
+                [("secret_stored", "a webhook takes secret_env or secret_stored: true, not both")]
+            )
+        return self
 
 
 class Delivery(StrictModel):

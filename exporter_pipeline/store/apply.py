@@ -58,6 +58,12 @@ def split_output(body: Mapping[str, Any]) -> tuple[str | None, str, dict[str, An
     return body.get("tenant"), str(body["type"]), settings
 
 
+def uses_stored_secret(body: Mapping[str, Any]) -> bool:
+    """Whether an export's webhook signs with a secret the store holds."""
+    hook = (body.get("delivery") or {}).get("webhook") or {}
+    return hook.get("secret_stored") is True
+
+
 def as_document(outputs: Mapping[str, Any], exports: Sequence[Any]) -> dict[str, Any]:
     return {"outputs": dict(outputs), "exports": list(exports)}
 
@@ -148,6 +154,10 @@ class Applier:
                 self.exports[name] = row
                 counts.created += 1
             elif (row.tenant, row.output_name, row.definition) != (tenant, output, body):
+                # A stored webhook secret stays while the webhook signs with it (so applying
+                # a dump, which never holds it, keeps it); it never passes to another tenant.
+                if row.tenant != tenant or not uses_stored_secret(body):
+                    row.webhook_secret = None
                 row.tenant, row.output_name, row.definition = tenant, output, body
                 counts.updated += 1
             else:

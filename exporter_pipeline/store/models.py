@@ -4,7 +4,9 @@
 that are no secret as JSON (as the YAML writes them, `*_env` names included), and the
 credentials stored through the store, Fernet-encrypted as one blob (`crypto.py`), their
 names in clear beside it. `exports` holds each export definition as JSON, exactly the
-YAML keys, with its tenant and output name beside it for queries. An export's output
+YAML keys, with its tenant and output name beside it for queries, and the signing secret
+of its webhook when the store holds it (`secret_stored: true`), Fernet-encrypted, never
+in the definition. An export's output
 must exist (a foreign key), so an output in use cannot be removed. The schema changes
 only by a migration (`migrations/versions/`); a test checks the two agree.
 """
@@ -73,6 +75,8 @@ class ExportRow(Base):
         NAME, ForeignKey("outputs.name", ondelete="RESTRICT"), index=True
     )
     definition: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
+    # The webhook's `whsec_` secret as one Fernet token (`crypto.encrypt_webhook_secret`).
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -4,7 +4,7 @@
 every caller uses: the code location (`load`), runs and sensors (`output`,
 `open_output`: one output, read when it is needed), the command line (`apply_file`,
 `dump`) and the HTTP API (`put_output`, `put_export`, `delete_output`, `delete_export`,
-`set_credentials`). Pure: no Dagster import.
+`set_credentials`, an export's webhook secret). Pure: no Dagster import.
 """
 
 from __future__ import annotations
@@ -216,6 +216,21 @@ class DefinitionsStore:
         secrets = crypto.decrypt(self._secret_key, name, row.secrets) if row.secrets else None
         return output.open(name, environ, secrets)
 
+    def webhook_secret(self, export: str) -> str | None:
+        """The webhook signing secret the store holds for `export`, decrypted now (only
+        that export's), or None; a PermanentDestinationError naming the export when
+        EXPORTER_SECRET_KEY is missing or is not the key it was stored with."""
+        query = select(ExportRow.webhook_secret).where(ExportRow.name == export)
+        with self.engine.connect() as connection:
+            token = connection.execute(query).scalar()
+        return crypto.decrypt_webhook_secret(self._secret_key, export, token) if token else None
+
+    def has_webhook_secret(self, export: str) -> bool:
+        """Whether the store holds a webhook secret for `export` (nothing is decrypted)."""
+        query = select(ExportRow.webhook_secret.is_not(None)).where(ExportRow.name == export)
+        with self.engine.connect() as connection:
+            return bool(connection.execute(query).scalar())
+
     # --- changing
 
     def _apply(
@@ -228,9 +243,11 @@ class DefinitionsStore:
         now: datetime | None = None,
         guard: Callable[[Applier], None] | None = None,
         secrets: Mapping[str, Mapping[str, str]] | None = None,
+        webhook_secrets: Mapping[str, str] | None = None,
     ) -> Changes:
         """One change in one transaction: `guard` may refuse it after reading the store,
-        `secrets` (by output name) are stored with it."""
+        `secrets` (by output name) and `webhook_secrets` (by export name) are stored
+        with it, encrypted."""
         outputs, exports = jsonable(dict(outputs)), jsonable(exports)
         with self.session() as session, session.begin():
             applier = Applier(session)
@@ -240,6 +257,9 @@ class DefinitionsStore:
             changes = applier.apply(outputs, exports, prune)
             for name, values in (secrets or {}).items():
                 self._store_secrets(applier.outputs[name], values)
+            for name, secret in (webhook_secrets or {}).items():
+                token = crypto.encrypt_webhook_secret(self._secret_key, name, secret)
+                applier.exports[name].webhook_secret = token
             return changes
 
     def apply_file(
@@ -295,25 +315,33 @@ class DefinitionsStore:
             secrets={name: secrets} if secrets else None,
         )
 
-    def put_export(self, body: Mapping[str, Any]) -> Changes:
-        """Create or replace one export (its YAML keys); its output must be stored."""
-        return self._apply({}, [dict(body)], prune=False, where=STORE)
+    def put_export(
+        self,
+        body: Mapping[str, Any],
+        webhook_secret: str | None = None,
+        guard: Callable[[Applier], None] | None = None,
+    ) -> Changes:
+        """Create or replace one export (its YAML keys; its output must be stored) and,
+        when given, the secret of its webhook; `guard` may refuse it (see `_apply`)."""
+        secrets = {str(body["name"]): webhook_secret} if webhook_secret else None
+        return self._apply(
+            {}, [dict(body)], prune=False, where=STORE, guard=guard, webhook_secrets=secrets
+        )
 
-    def create_export(self, body: Mapping[str, Any]) -> Changes:
+    def create_export(self, body: Mapping[str, Any], webhook_secret: str | None = None) -> Changes:
         """Create one export; NameTaken when its name is used by anyone, checked in the
         transaction that writes it (a create never takes over another's export)."""
         name = str(body["name"])
-        return self._apply(
-            {},
-            [dict(body)],
-            prune=False,
-            where=STORE,
-            guard=lambda applier: _new_name(name in applier.exports, "an export", name),
+        return self.put_export(
+            body,
+            webhook_secret,
+            lambda applier: _new_name(name in applier.exports, "an export", name),
         )
 
-    def replace_export(self, body: Mapping[str, Any]) -> Changes:
+    def replace_export(self, body: Mapping[str, Any], webhook_secret: str | None = None) -> Changes:
         """Replace one export of the body's tenant; NotOwned when that tenant has none of
-        that name."""
+        that name. Its stored webhook secret stays unless `webhook_secret` replaces it
+        (or the new definition's webhook no longer has `secret_stored`)."""
         name, tenant = str(body["name"]), str(body["tenant"])
 
         def owned(applier: Applier) -> None:
@@ -321,7 +349,7 @@ class DefinitionsStore:
             if row is None or row.tenant != tenant:
                 raise NotOwned(f"no export {name!r}")
 
-        return self._apply({}, [dict(body)], prune=False, where=STORE, guard=owned)
+        return self.put_export(body, webhook_secret, owned)
 
     def delete_export(self, name: str, owner: str | None = None) -> bool:
         """Remove export `name` (only if `owner` owns it, when given)."""

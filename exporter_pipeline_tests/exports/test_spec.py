@@ -134,6 +134,20 @@ RULES = [
         dict(delivery={"webhook": {"url": "ftp://x", "secret_env": "S"}}),
         f"{P}/delivery/webhook/url): String should match pattern '^https?://'",
     ),
+    (
+        dict(delivery={"webhook": {"url": "https://h.example/"}}),
+        f"{P}/delivery/webhook/secret_env): field 'secret_env' is required (or "
+        "secret_stored: true, when the definitions store holds the webhook's secret)",
+    ),
+    (
+        dict(
+            delivery={
+                "webhook": {"url": "https://h.example/", "secret_env": "S", "secret_stored": True}
+            }
+        ),
+        f"{P}/delivery/webhook/secret_stored): a webhook takes secret_env or "
+        "secret_stored: true, not both",
+    ),
     (dict(max_file_bytes=0), f"{P}/max_file_bytes): Input should be greater than 0"),
     (
         dict(dataset="views", content_type="vod"),
