@@ -133,6 +133,7 @@ def get_export(services: ServicesDep, caller: CallerDep, name: str) -> Document[
     "/exports/{name}",
     response_model=ChangedDocument[ExportOut],
     summary="Replace an export definition",
+    openapi_extra=request_schemas.EXPORT_REPLACE_REQUEST,
 )
 def replace_export(
     services: ServicesDep, caller: CallerDep, name: str, body: ExportBody

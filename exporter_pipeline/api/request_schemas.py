@@ -70,5 +70,13 @@ def export_request_schema() -> dict[str, Any]:
     return inlined
 
 
+def export_replace_schema() -> dict[str, Any]:
+    """PUT's body: the whole definition, its name the path's (so it may be left out)."""
+    schema = export_request_schema()
+    schema["required"] = [k for k in schema["required"] if k != "name"]
+    return schema
+
+
 OUTPUT_REQUEST = _body(output_request_schema())
 EXPORT_REQUEST = _body(export_request_schema())
+EXPORT_REPLACE_REQUEST = _body(export_replace_schema())
