@@ -100,3 +100,34 @@ def test_bad_input_is_a_4xx_naming_the_field(
     errors = answer.json()["errors"]
     assert source in [e.get("source") for e in errors], errors
     assert all(e["status"] == str(answer.status_code) and e["detail"] for e in errors)
+
+
+def test_the_document_declares_the_error_answers_as_served(api_server: Api) -> None:
+    """Every error answer is declared as JSON:API; every route with a body declares 400."""
+    with api_server.client() as anonymous:
+        document = anonymous.get("/openapi.json").json()
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            if "requestBody" in operation:
+                assert "400" in responses, (method, path)
+            for status, answer in responses.items():
+                if status[0] in "45":
+                    assert list(answer["content"]) == ["application/vnd.api+json"], (path, status)
+
+
+def test_a_method_a_path_does_not_take_is_405_with_every_method_it_does(api_server: Api) -> None:
+    with api_server.client("acme") as acme:
+        for path, allowed in {
+            "/v1/outputs": "GET, POST",
+            "/v1/exports/x": "DELETE, GET, PUT",
+            "/v1/files/o/a/b.csv": "GET",
+        }.items():
+            answer = acme.request("PATCH", path)
+            assert (answer.status_code, answer.headers["allow"]) == (405, allowed), path
+            assert answer.json()["errors"][0]["code"] == "method_not_allowed"
+        broken = acme.post(
+            "/v1/export-tasks", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+        )
+        assert broken.status_code == 400
+        assert broken.headers["content-type"] == "application/vnd.api+json"
