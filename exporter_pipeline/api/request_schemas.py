@@ -12,6 +12,9 @@ from typing import Any
 
 from exporter_pipeline.api.output_rules import OUTPUT_MODELS
 from exporter_pipeline.exports.validation import AnyExport
+from exporter_pipeline.names import NAME_PATTERN
+
+NAME_SCHEMA = {"type": "string", "pattern": NAME_PATTERN}
 
 
 def inline_refs(schema: Any, definitions: dict[str, Any]) -> Any:
@@ -51,7 +54,7 @@ def output_request_schema() -> dict[str, Any]:
                 "title": f"{kind} output",
                 "type": "object",
                 "properties": {
-                    "name": {"type": "string"},
+                    "name": NAME_SCHEMA,
                     **properties,
                     "credentials": credentials,
                 },
@@ -66,6 +69,12 @@ def export_request_schema() -> dict[str, Any]:
     schema = AnyExport.model_json_schema()
     inlined: dict[str, Any] = inline_refs(schema, schema.get("$defs", {}))
     inlined["title"] = "Export definition (the YAML keys; tenant implied)"
+    # The name rule (names.py) as a pattern: clients and generators see it, not only
+    # the 422 that follows a name breaking it.
+    properties = inlined["properties"]
+    for key in ("name", "tenant"):
+        properties[key] = {**properties[key], **NAME_SCHEMA}
+    properties["output"]["properties"]["name"] |= NAME_SCHEMA
     inlined["required"] = [k for k in inlined.get("required", []) if k != "tenant"]
     return inlined
 
