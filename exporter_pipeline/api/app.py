@@ -14,6 +14,7 @@ from exporter_pipeline.api import (
     exports,
     files,
     metrics,
+    openapi_document,
     outputs,
     tasks,
     views,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = built
     errors.install(app)
+    openapi_document.install(app)
     for module in (outputs, exports, executions, tasks, files, metrics, views):
         app.include_router(module.router, prefix="/v1")
     return app

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from exporter_pipeline.api.dagster_client import DagsterClient
 from exporter_pipeline.api.errors import ApiError
-from exporter_pipeline.names import name_problem
+from exporter_pipeline.names import NAME_PATTERN, name_problem
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.store.api_keys import authenticate
 from exporter_pipeline.store.store import DefinitionsStore
@@ -45,7 +45,8 @@ def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     tenant: Annotated[
-        str | None, Query(description="Admin keys only: the tenant to act for.")
+        str | None,
+        Query(pattern=NAME_PATTERN, description="Admin keys only: the tenant to act for."),
     ] = None,
 ) -> Caller:
     """The caller of a request: 401 without a live key; an admin key acts for `?tenant=`

@@ -10,6 +10,7 @@ An unexpected error says nothing of its cause (it is logged on the server, never
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from exporter_pipeline.api.dagster_client import DagsterError, DagsterUnavailable
 
@@ -141,11 +143,37 @@ def _api_error(_request: Request, error: Exception) -> JSONResponse:
     return response
 
 
-def _http_error(_request: Request, error: Exception) -> JSONResponse:
+def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
     code = codes.get(error.status_code, f"http_{error.status_code}")
-    return error_response([ApiError(error.status_code, code, str(error.detail))])
+    response = error_response([ApiError(error.status_code, code, str(error.detail))])
+    if error.status_code == 405:
+        # Every method of the path (one route per method: Starlette names only the first).
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+    return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    path = request.url.path
+    return sorted(
+        {m for regex, methods in _route_table(request.app) if regex.match(path) for m in methods}
+    )
+
+
+def _route_table(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    """(path regex, methods) of every route, routers included under their prefix."""
+    table = []
+    for route in app.routes:
+        included = getattr(route, "original_router", None)
+        if included is None:
+            children, prefix = [route], ""
+        else:  # FastAPI's include_router keeps the router whole, with its prefix
+            children, prefix = included.routes, route.include_context.prefix  # type: ignore[attr-defined]  # FastAPI's included router
+        for child in children:
+            if getattr(child, "methods", None):
+                table.append((compile_path(prefix + child.path)[0], set(child.methods)))  # type: ignore[attr-defined]  # a route with methods has a path
+    return table
 
 
 def _dagster_error(request: Request, error: Exception) -> JSONResponse:
@@ -197,5 +225,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 # What routes that ask Dagster may answer besides.
 DAGSTER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorDocument, "description": "Dagster refused the request"},
     503: {"model": ErrorDocument, "description": "the Dagster webserver did not answer"},
 }

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exporter_pipeline.api.context import CallerDep, Services, ServicesDep
 from exporter_pipeline.api.dagster_client import tag_dict
@@ -36,6 +36,9 @@ router = APIRouter(tags=["executions"], responses=DAGSTER_RESPONSES)
 
 
 class ExecutionIn(BaseModel):
+    # An unknown key is a mistake to point at, not a key to drop.
+    model_config = ConfigDict(extra="forbid")
+
     start: datetime = Field(description="ISO 8601; the start of the first window (UTC if naive)")
     end: datetime = Field(description="ISO 8601; the end of the last window, exclusive")
 

@@ -182,6 +182,7 @@ def get_export(services: ServicesDep, caller: CallerDep, name: str) -> Document[
     response_model=ExportChanged,
     summary="Replace an export definition",
     responses={503: {"description": "no secret key"}},
+    openapi_extra=request_schemas.EXPORT_REPLACE_REQUEST,
 )
 def replace_export(
     services: ServicesDep, caller: CallerDep, name: str, body: ExportBody

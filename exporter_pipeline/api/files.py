@@ -23,6 +23,8 @@ from exporter_pipeline.store.api_keys import service_secret
 router = APIRouter(tags=["files"])
 
 CHUNK = 1 << 20
+# 2101-01-01: beyond it no expiry is a date (and no link lives that long).
+LAST_EXPIRY = 4_133_980_800
 MEDIA_TYPES = {
     ".csv": "text/csv",
     ".jsonl": "application/x-ndjson",
@@ -62,8 +64,13 @@ def download(
     output: str,
     key: str,
     services: ServicesDep,
-    expires: Annotated[int, Query(description="expiry, epoch seconds")],
-    signature: Annotated[str, Query(max_length=128, description="HMAC-SHA256, hex")],
+    expires: Annotated[
+        int, Query(ge=0, le=LAST_EXPIRY, description="expiry, epoch seconds (before 2101)")
+    ],
+    # Hex only: the comparison in constant time takes ASCII alone.
+    signature: Annotated[
+        str, Query(pattern=r"^[0-9a-fA-F]{1,128}$", description="HMAC-SHA256, hex")
+    ],
 ) -> StreamingResponse:
     secret = service_secret(services.store.engine, SECRET_NAME)
     problem = signature_problem(secret, output, key, expires, signature, datetime.now(UTC))

@@ -12,6 +12,9 @@ from typing import Any
 
 from exporter_pipeline.api.output_rules import OUTPUT_MODELS
 from exporter_pipeline.exports.validation import AnyExport
+from exporter_pipeline.names import NAME_PATTERN
+
+NAME_SCHEMA = {"type": "string", "pattern": NAME_PATTERN}
 
 
 def inline_refs(schema: Any, definitions: dict[str, Any]) -> Any:
@@ -51,7 +54,7 @@ def output_request_schema() -> dict[str, Any]:
                 "title": f"{kind} output",
                 "type": "object",
                 "properties": {
-                    "name": {"type": "string"},
+                    "name": NAME_SCHEMA,
                     **properties,
                     "credentials": credentials,
                 },
@@ -88,9 +91,23 @@ def export_request_schema() -> dict[str, Any]:
         definitions["WebhookDelivery"] = webhook_request_schema(definitions["WebhookDelivery"])
     inlined: dict[str, Any] = inline_refs(schema, schema.get("$defs", {}))
     inlined["title"] = "Export definition (the YAML keys; tenant implied)"
+    # The name rule (names.py) as a pattern: clients and generators see it, not only
+    # the 422 that follows a name breaking it.
+    properties = inlined["properties"]
+    for key in ("name", "tenant"):
+        properties[key] = {**properties[key], **NAME_SCHEMA}
+    properties["output"]["properties"]["name"] |= NAME_SCHEMA
     inlined["required"] = [k for k in inlined.get("required", []) if k != "tenant"]
     return inlined
 
 
+def export_replace_schema() -> dict[str, Any]:
+    """PUT's body: the whole definition, its name the path's (so it may be left out)."""
+    schema = export_request_schema()
+    schema["required"] = [k for k in schema["required"] if k != "name"]
+    return schema
+
+
 OUTPUT_REQUEST = _body(output_request_schema())
 EXPORT_REQUEST = _body(export_request_schema())
+EXPORT_REPLACE_REQUEST = _body(export_replace_schema())

@@ -61,6 +61,7 @@ TASK_STATUS: Final = {
     "CANCELED": "CANCELED",
 }
 ENDED: Final = frozenset({"SUCCESS", "FAILURE", "CANCELED", "CANCELING"})
+GRAPHQL_INT_MAX: Final = 2**31 - 1
 RUN_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Manifests read at once for a run of many windows (each is one GET on a cloud output).
 READERS: Final = 8
@@ -112,9 +113,9 @@ def runs_page(
     with_config: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the runs of `job` with `tags`, newest first, and how many there are."""
-    found, total = services.dagster.runs(
-        job=job, tags=tags, limit=asked.offset + asked.limit, with_config=with_config
-    )
+    # GraphQL's Int is 32 bits: a page past 2**31 runs is empty anyway.
+    limit = min(asked.offset + asked.limit, GRAPHQL_INT_MAX)
+    found, total = services.dagster.runs(job=job, tags=tags, limit=limit, with_config=with_config)
     return found[asked.offset :], total
 
 
