@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from exporter_pipeline.defs.partitions import backfill_policy_accepted
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.destinations import Destination
@@ -83,31 +84,34 @@ def build_export_asset(
         f"to {export.output.name}:{export.output.path or '/'}"
     )
 
-    @dg.asset(
-        key=["exports", export.name],
-        description=description,
-        partitions_def=partitions_def,
-        deps=[
-            dg.AssetDep(source, partition_mapping=dg.TimeWindowPartitionMapping())
-            for source in dataset.sources
-        ],
-        backfill_policy=dg.BackfillPolicy.multi_run(MAX_PARTITIONS_PER_RUN[export.cadence]),
-        group_name="exports",
-        kinds={export.format, output.type},
-        tags=export_tags(export),
-        owners=[f"team:{export.tenant}"],
-        op_tags=export_tags(export),
-        pool=f"tenant_{export.tenant}",
-        automation_condition=late_data_condition() if export.reexport_late_data else None,
-        check_specs=[dg.AssetCheckSpec(check_name, asset=["exports", export.name])],
-        code_version="1",
-        metadata={
-            "dataset": export.dataset,
-            "tenant": export.tenant,
-            "format": export.format,
-            "output": f"{export.output.name}:{export.output.path}",
-        },
-    )
+    with backfill_policy_accepted():
+        decorate = dg.asset(
+            key=["exports", export.name],
+            description=description,
+            partitions_def=partitions_def,
+            deps=[
+                dg.AssetDep(source, partition_mapping=dg.TimeWindowPartitionMapping())
+                for source in dataset.sources
+            ],
+            backfill_policy=dg.BackfillPolicy.multi_run(MAX_PARTITIONS_PER_RUN[export.cadence]),
+            group_name="exports",
+            kinds={export.format, output.type},
+            tags=export_tags(export),
+            owners=[f"team:{export.tenant}"],
+            op_tags=export_tags(export),
+            pool=f"tenant_{export.tenant}",
+            automation_condition=late_data_condition() if export.reexport_late_data else None,
+            check_specs=[dg.AssetCheckSpec(check_name, asset=["exports", export.name])],
+            code_version="1",
+            metadata={
+                "dataset": export.dataset,
+                "tenant": export.tenant,
+                "format": export.format,
+                "output": f"{export.output.name}:{export.output.path}",
+            },
+        )
+
+    @decorate
     def export_asset(
         context: dg.AssetExecutionContext, lake: LakeResource, outputs: OutputsResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
