@@ -4,6 +4,7 @@ definitions store, run the demo."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,23 +24,29 @@ def _local_landing(settings: Settings) -> Path:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from exporter_pipeline.events.simulate import simulate
+    from exporter_pipeline.progress import Progress
 
     landing = Path(args.landing) if args.landing else _local_landing(Settings.from_env())
     start, end = parse_utc(args.start), parse_utc(args.end)
     if end <= start:
         print(f"--end {args.end} is not after --start {args.start}", file=sys.stderr)
         return 2
-    summary = simulate(
-        landing,
-        tenants=[t.strip() for t in args.tenants.split(",") if t.strip()],
-        start=start,
-        end=end,
-        events_per_hour=args.events_per_hour,
-        seed=args.seed,
-        fmt=args.format,
-        malformed_rate=args.malformed_rate,
-        duplicate_rate=args.duplicate_rate,
-    )
+    first_hour = start.replace(minute=0, second=0, microsecond=0)
+    hours = math.ceil((end - first_hour).total_seconds() / 3600)
+    # Progress on stderr: stdout keeps only the result line (scripts read it).
+    with Progress(sys.stderr).phase("simulate", hours) as advance:
+        summary = simulate(
+            landing,
+            tenants=[t.strip() for t in args.tenants.split(",") if t.strip()],
+            start=start,
+            end=end,
+            events_per_hour=args.events_per_hour,
+            seed=args.seed,
+            fmt=args.format,
+            malformed_rate=args.malformed_rate,
+            duplicate_rate=args.duplicate_rate,
+            on_hour=lambda _hour: advance(1),
+        )
     print(
         f"wrote {len(summary.files)} landing files under {landing}: {summary.records} records "
         f"({summary.malformed} malformed, {summary.duplicates} duplicates)"

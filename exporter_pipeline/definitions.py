@@ -66,7 +66,11 @@ def build_export_job_alone(name: str, settings: Settings) -> dg.JobDefinition | 
     return None
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: Settings | None = None, loggers: dict[str, dg.LoggerDefinition] | None = None
+) -> dg.Definitions:
+    """The whole location; `loggers` replace Dagster's console logger of its jobs (the
+    demo sends its runs' event logs to a file)."""
     settings = settings or Settings.from_env()
     hours = hourly_partitions_def(settings)
     shard = Shard.parse(settings.shard)
@@ -86,6 +90,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         # partitions, not steps, are the unit of parallel work.
         executor=dg.in_process_executor,
         resources={**resources, **delivery_resources},
+        loggers=loggers,
     )
 
 

@@ -16,8 +16,10 @@ is used as is there. Only the hyphen is foreign to Dagster names:
 `dagster_name` maps it to `_`, as Dagster itself does for the asset's op. That mapping
 is not injective (`acme-x` and `acme_x` meet), so validation refuses two exports, or two
 outputs, whose Dagster names meet (`dagster_name_clashes`); a file of names without
-hyphens keeps exactly the names it had. Tenants never become a Dagster name, so they are
-not mapped. This module imports nothing from Dagster: it is the pure rule, tested directly.
+hyphens keeps exactly the names it had. A tenant becomes one Dagster name, its exports'
+asset group `tenant_<t>` (`tenant_group_name`, mapped the same way); two tenants meeting
+there only share a group in the UI's catalog. This module imports nothing from Dagster:
+it is the pure rule, tested directly.
 
 The rest reaches Dagster as free text with no rule to break: `description` (asset
 description), `output.name:output.path` (metadata) and
@@ -58,6 +60,11 @@ def name_problem(value: str) -> str | None:
 def dagster_name(name: str) -> str:
     """The name as used inside Dagster names (`-` becomes `_`)."""
     return name.replace("-", "_")
+
+
+def tenant_group_name(tenant: str) -> str:
+    """The asset group of a tenant's exports, so the catalog lists them by tenant."""
+    return f"tenant_{dagster_name(tenant)}"
 
 
 def export_job_name(export: str) -> str:

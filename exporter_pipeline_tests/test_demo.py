@@ -1,7 +1,9 @@
 """`exporter-pipeline demo` as the README's first command runs it (a subprocess, in a
 fresh folder): it ends with an API key and a `curl` line, and that line, run by curl
 against `exporter-pipeline api` started with the same settings, answers the demo day's
-metrics of the tenant, equal to DuckDB's sums over the lake's delivery_metrics."""
+metrics of the tenant, equal to DuckDB's sums over the lake's delivery_metrics. The same
+run (non-interactive: plain progress lines) shows no warning and no Dagster event line,
+only the phases, the tables and where the runs' event logs went."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def test_the_demo_prints_a_key_and_a_curl_line_that_works(tmp_path: Path) -> Non
         timeout=900,
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    _assert_clean_output(demo.stdout + demo.stderr, tmp_path / ".dagster_home")
     last = demo.stdout.strip().splitlines()
     key_line = next(line for line in last if line.startswith("API key of acme (shown once): "))
     curl_line = next(line for line in last if line.startswith("curl "))
@@ -71,3 +74,20 @@ def test_the_demo_prints_a_key_and_a_curl_line_that_works(tmp_path: Path) -> Non
     ).fetchall()
     assert played == expected > 0
     assert len({r["timestamp"] for r in rows}) == 24
+
+
+def _assert_clean_output(output: str, home: Path) -> None:
+    """Progress, tables and last lines only; Dagster's event lines went to the log file."""
+    lines = output.splitlines()
+    assert not [line for line in lines if "Warning" in line or " - DEBUG - " in line]
+    assert not [line for line in lines if " - dagster - " in line]
+    for phase in ("set up", "simulate", "ingest the hours", "run the exports"):
+        assert f"{phase} …" in lines
+    assert "ingest the hours: 72/72" in output
+    header = next(i for i, line in enumerate(lines) if line.startswith("hour (UTC) "))
+    assert lines[header + 25].startswith("total ")
+    assert any(line.startswith("export ") and line.endswith("manifest") for line in lines)
+    assert lines[-1].startswith("Open the UI:")
+    (log,) = (home / "logs").glob("demo-*.log")
+    assert f"Dagster's event logs of the demo's runs: {log}" in lines
+    assert " - DEBUG - " in log.read_text()

@@ -112,6 +112,28 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per export: its last windows, their runs, rows and files, the last delivery and
+    the failed runs of the last 24 hours (read through the webserver's GraphQL API)."""
+    from exporter_pipeline.api.dagster_client import DagsterClient, DagsterError
+    from exporter_pipeline.api.status import read_status, status_lines
+
+    settings = Settings.from_env()
+    client = DagsterClient(args.dagster_url or settings.dagster_url, settings.api_shards)
+    try:
+        statuses = read_status(client, args.tenant, args.export, last=args.windows)
+    except DagsterError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    if not statuses:
+        print("no export matches", file=sys.stderr)
+        return 1
+    print("\n".join(status_lines(statuses)).rstrip())
+    return 0
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]  # argparse's own type
     api = commands.add_parser("api", help="serve the HTTP API v1 (docs at /docs)")
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -142,3 +164,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     backfill.add_argument("--to", dest="end", required=True, help="end (exclusive), ISO 8601")
     backfill.add_argument("--dagster-url", help="the webserver (default: EXPORTER_DAGSTER_URL)")
     backfill.set_defaults(run=cmd_backfill)
+
+    status = commands.add_parser(
+        "status", help="per export: last windows, runs, rows, files, delivery, failures"
+    )
+    status.add_argument("--tenant", help="only this tenant's exports")
+    status.add_argument("--export", help="only this export")
+    status.add_argument("--windows", type=int, default=5, help="windows per export (default 5)")
+    status.add_argument("--dagster-url", help="the webserver (default: EXPORTER_DAGSTER_URL)")
+    status.set_defaults(run=cmd_status)

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from exporter_pipeline.defs.events import RAW_BACKFILL_POLICY, column_schema, content_version
+from exporter_pipeline.defs.partitions import backfill_policy_accepted
 from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.derived.delivery_metrics import DELIVERY_METRICS_SCHEMA, delivery_metrics
 from exporter_pipeline.derived.view_segments import VIEW_SEGMENT_SCHEMA, view_segments
@@ -24,17 +25,20 @@ def build_hourly_derived_asset(
     description: str,
     partitions_def: dg.HourlyPartitionsDefinition,
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=name,
-        description=description,
-        deps=["raw_events"],
-        partitions_def=partitions_def,
-        backfill_policy=RAW_BACKFILL_POLICY,
-        group_name="derived",
-        kinds={"parquet", "polars"},
-        code_version="1",
-        metadata={"dagster/column_schema": column_schema(schema)},
-    )
+    with backfill_policy_accepted():
+        decorate = dg.asset(
+            name=name,
+            description=description,
+            deps=["raw_events"],
+            partitions_def=partitions_def,
+            backfill_policy=RAW_BACKFILL_POLICY,
+            group_name="derived",
+            kinds={"parquet", "polars"},
+            code_version="1",
+            metadata={"dagster/column_schema": column_schema(schema)},
+        )
+
+    @decorate
     def hourly_derived(
         context: dg.AssetExecutionContext, lake: LakeResource
     ) -> dg.MaterializeResult:

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from exporter_pipeline.defs.partitions import backfill_policy_accepted
 from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.events.ingest import IngestReport, ingest_hour
 from exporter_pipeline.events.schema import EVENT_SCHEMA
@@ -96,16 +97,19 @@ def column_schema(schema: pl.Schema) -> dg.TableSchema:
 
 
 def build_raw_events_asset(partitions_def: dg.HourlyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        name="raw_events",
-        partitions_def=partitions_def,
-        backfill_policy=RAW_BACKFILL_POLICY,
-        group_name="events",
-        kinds={"parquet", "polars"},
-        check_specs=RAW_EVENTS_CHECKS,
-        code_version="1",
-        metadata={"dagster/column_schema": column_schema(EVENT_SCHEMA)},
-    )
+    with backfill_policy_accepted():
+        decorate = dg.asset(
+            name="raw_events",
+            partitions_def=partitions_def,
+            backfill_policy=RAW_BACKFILL_POLICY,
+            group_name="events",
+            kinds={"parquet", "polars"},
+            check_specs=RAW_EVENTS_CHECKS,
+            code_version="1",
+            metadata={"dagster/column_schema": column_schema(EVENT_SCHEMA)},
+        )
+
+    @decorate
     def raw_events(
         context: dg.AssetExecutionContext, lake: LakeResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from exporter_pipeline.defs.partitions import backfill_policy_accepted
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.destinations import Destination
@@ -25,7 +26,7 @@ from exporter_pipeline.exports.execution import (
 from exporter_pipeline.exports.reconcile import expected_event_rows
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.lake import hourly_key
-from exporter_pipeline.names import export_job_name
+from exporter_pipeline.names import export_job_name, tenant_group_name
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.windows import DAY_KEY_FORMAT, HOUR_KEY_FORMAT, hours_of
 
@@ -83,31 +84,35 @@ def build_export_asset(
         f"to {export.output.name}:{export.output.path or '/'}"
     )
 
-    @dg.asset(
-        key=["exports", export.name],
-        description=description,
-        partitions_def=partitions_def,
-        deps=[
-            dg.AssetDep(source, partition_mapping=dg.TimeWindowPartitionMapping())
-            for source in dataset.sources
-        ],
-        backfill_policy=dg.BackfillPolicy.multi_run(MAX_PARTITIONS_PER_RUN[export.cadence]),
-        group_name="exports",
-        kinds={export.format, output.type},
-        tags=export_tags(export),
-        owners=[f"team:{export.tenant}"],
-        op_tags=export_tags(export),
-        pool=f"tenant_{export.tenant}",
-        automation_condition=late_data_condition() if export.reexport_late_data else None,
-        check_specs=[dg.AssetCheckSpec(check_name, asset=["exports", export.name])],
-        code_version="1",
-        metadata={
-            "dataset": export.dataset,
-            "tenant": export.tenant,
-            "format": export.format,
-            "output": f"{export.output.name}:{export.output.path}",
-        },
-    )
+    with backfill_policy_accepted():
+        decorate = dg.asset(
+            key=["exports", export.name],
+            description=description,
+            partitions_def=partitions_def,
+            deps=[
+                dg.AssetDep(source, partition_mapping=dg.TimeWindowPartitionMapping())
+                for source in dataset.sources
+            ],
+            backfill_policy=dg.BackfillPolicy.multi_run(MAX_PARTITIONS_PER_RUN[export.cadence]),
+            # One group per tenant: at thousands of exports the catalog is browsed by tenant.
+            group_name=tenant_group_name(export.tenant),
+            kinds={export.format, output.type},
+            tags={**export_tags(export), "dataset": export.dataset, "cadence": export.cadence},
+            owners=[f"team:{export.tenant}"],
+            op_tags=export_tags(export),
+            pool=f"tenant_{export.tenant}",
+            automation_condition=late_data_condition() if export.reexport_late_data else None,
+            check_specs=[dg.AssetCheckSpec(check_name, asset=["exports", export.name])],
+            code_version="1",
+            metadata={
+                "dataset": export.dataset,
+                "tenant": export.tenant,
+                "format": export.format,
+                "output": f"{export.output.name}:{export.output.path}",
+            },
+        )
+
+    @decorate
     def export_asset(
         context: dg.AssetExecutionContext, lake: LakeResource, outputs: OutputsResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -117,7 +122,7 @@ def build_export_asset(
             _export_one_window(context, export, partitions_def, key, store, destination)
             for key in context.partition_keys
         ]
-        yield dg.MaterializeResult(metadata=_run_metadata(results, destination.uri()))
+        yield dg.MaterializeResult(metadata=_run_metadata(results, destination))
         yield _check(export, check_name, results, store, destination)
 
     return export_asset
@@ -154,9 +159,11 @@ def _export_one_window(
             partition=key,
             metadata={
                 "rows": result.rows,
+                "dagster/row_count": result.rows,
                 "bytes": result.bytes,
                 "files": len(result.files),
                 "manifest": result.manifest_key,
+                "manifest_uri": manifest_link(destination.uri(result.manifest_key)),
             },
         )
     )
@@ -168,17 +175,27 @@ def _export_one_window(
     return result
 
 
-def _run_metadata(results: list[ExecutionResult], uri: str) -> dict[str, Any]:
+def manifest_link(uri: str) -> dg.MetadataValue:
+    """A manifest's address as a link the UI opens: a URL (`s3://`, `gs://`...) or a path."""
+    return dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri)
+
+
+def _run_metadata(results: list[ExecutionResult], destination: Destination) -> dict[str, Any]:
+    """A run's metadata. A range run's materialization is shared by its windows, so its
+    `dagster/row_count` is the range's; each window's own rows are on its observation."""
+    rows = sum(r.rows for r in results)
     metadata: dict[str, Any] = {
-        "rows": sum(r.rows for r in results),
+        "rows": rows,
+        "dagster/row_count": rows,
         "bytes": sum(r.bytes for r in results),
         "files": sum(len(r.files) for r in results),
         "windows": len(results),
         "duration_s": round(sum(r.seconds for r in results), 3),
-        "output_uri": dg.MetadataValue.path(uri),
+        "output_uri": dg.MetadataValue.path(destination.uri()),
     }
     if len(results) == 1:
         metadata["manifest"] = results[0].manifest_key
+        metadata["manifest_uri"] = manifest_link(destination.uri(results[0].manifest_key))
         metadata["file_keys"] = dg.MetadataValue.json([f.key for f in results[0].files])
     return metadata
 

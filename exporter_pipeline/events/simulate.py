@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -309,11 +309,13 @@ def simulate(
     malformed_rate: float = 0.0,
     duplicate_rate: float = 0.0,
     records_per_file: int = RECORDS_PER_FILE,
+    on_hour: Callable[[datetime], None] | None = None,
 ) -> SimulationSummary:
     """Write landing files for every hour in [start, end) and every tenant.
 
     `events_per_hour` is the total of one hour, shared evenly by the tenants.
     `fmt` is one of FORMATS, or `mixed` to rotate through them hour by hour.
+    `on_hour(hour)` is called after each hour is written (a progress bar's tick).
     """
     if fmt != "mixed" and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} or mixed")
@@ -338,6 +340,8 @@ def simulate(
             if chunk or part == 0:
                 files.append(_flush(landing, hour, tenant, part, chunk, hour_fmt))
             records += count
+        if on_hour:
+            on_hour(hour)
         hour += timedelta(hours=1)
         hour_no += 1
     return SimulationSummary(

@@ -3,12 +3,19 @@ port (webserver + daemon, the project's workspace.yaml), driven through the Grap
 the UI uses, on SQLite and on PostgreSQL. It launches an export run, backfills three
 days of a daily export (one run, 72 files and 3 manifests), writes to a local folder and
 to an S3-compatible server (moto), sees the sensors deliver exactly one signed webhook
-per manifest to a real HTTP receiver, and sees a schedule request the run it should."""
+per manifest to a real HTTP receiver, and sees a schedule request the run it should.
+After the backfill and the deliveries it reads (only reads) that state twice more:
+`exporter-pipeline status` shows the numbers the GraphQL API gives, and the catalog
+filtered by one tenant's group shows only that tenant's exports in Chromium."""
 
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +47,11 @@ RUNS = """query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Run
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
     ... on PartitionBackfill { id status } } }"""
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+SCRIPT = Path(sys.executable).parent / "exporter-pipeline"
+ASSET_EVENTS = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+    assetMaterializations { partition runId }
+    assetObservations { partition runId metadataEntries { label
+        ... on IntMetadataEntry { intValue } } } } } }"""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -219,6 +231,11 @@ def test_ui_launch_backfill_sensor_and_schedule(
     assert len(receiver.requests) == 5
     deliveries = runs(dev, pipelineName="deliver_export")
     assert len(deliveries) == 5 and {r["status"] for r in deliveries} == {"SUCCESS"}
+    storage = (
+        "postgres" if (dev.home / "dagster.yaml").read_text().count("postgres_db") else "sqlite"
+    )
+    check_status_command(dev, out)
+    check_catalog_of_one_tenant(dev, storage)
 
     # The schedule ticks at its minute and asks for the last complete hour.
     def scheduled() -> list[dict[str, Any]]:
@@ -227,9 +244,6 @@ def test_ui_launch_backfill_sensor_and_schedule(
         )
 
     # What a person sees: the job page and the export's partitions, in a real browser.
-    storage = (
-        "postgres" if (dev.home / "dagster.yaml").read_text().count("postgres_db") else "sqlite"
-    )
     job_page = browser(
         f"{dev.url}/locations/exporter_pipeline/jobs/export_e2e_daily",
         ARTIFACTS / f"e2e-{storage}-job.png",
@@ -249,6 +263,74 @@ def test_ui_launch_backfill_sensor_and_schedule(
     ticked = wait_for(scheduled, 200, "the schedule's run")[0]
     assert ticked["tags"]["dagster/partition"] == facts["expected_schedule_partition"]
     assert ticked["tags"]["export"] == "e2e_sched" and ticked["tags"]["tenant"] == "acme"
+
+
+def graphql_windows(dev: Deployment, export: str) -> dict[str, tuple[str, str, str, str]]:
+    """Per window, from the GraphQL API: its newest materialization's run (8 characters),
+    that run's status, and the rows and files the run observed for the window."""
+    asset = dev.graphql(ASSET_EVENTS, {"key": {"path": ["exports", export]}})["assetOrError"]
+    status = {r["runId"]: r["status"] for r in runs(dev)}
+    facts = {
+        (o["partition"], o["runId"]): {e["label"]: e.get("intValue") for e in o["metadataEntries"]}
+        for o in asset["assetObservations"]
+    }
+    windows: dict[str, tuple[str, str, str, str]] = {}
+    for m in asset["assetMaterializations"]:  # newest first
+        if m["partition"] not in windows:
+            seen = facts[(m["partition"], m["runId"])]
+            windows[m["partition"]] = (
+                m["runId"][:8],
+                status[m["runId"]],
+                str(seen["rows"]),
+                str(seen["files"]),
+            )
+    return windows
+
+
+def check_status_command(dev: Deployment, out: Path) -> None:
+    """`exporter-pipeline status --tenant acme`: e2e_daily's 4 windows (1 launched, 3 by
+    the UI backfill), its last delivery and no failure; the same numbers as GraphQL's, and
+    rows equal to the manifests'. globex's export is not listed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    shown = subprocess.run(
+        [str(SCRIPT), "status", "--tenant", "acme", "--dagster-url", dev.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "export e2e_daily (tenant acme)" in text and "e2e_s3" not in text
+    daily = text.split("export e2e_daily")[1].split("\nexport ")[0]
+    rows = {c[0]: tuple(c[1:5]) for c in (line.split() for line in daily.splitlines()) if c}
+    expected = graphql_windows(dev, "e2e_daily")
+    assert len(expected) == 4
+    assert {k: v for k, v in rows.items() if k in expected} == expected
+    for day, (_run, status, count, files) in expected.items():
+        manifest = out / f"daily/_manifests/{day}-00-00_{day[:8]}{int(day[8:]) + 1:02d}-00-00.json"
+        assert (status, files) == ("SUCCESS", "24")
+        assert int(count) == yaml.safe_load(manifest.read_text())["rows"] > 0
+    (last,) = runs(
+        dev,
+        pipelineName="deliver_export",
+        tags=[{"key": "export", "value": "e2e_daily"}],
+    )[:1]
+    assert f"last delivery: {last['runId'][:8]} {last['status']} " in daily
+    assert "webhook 200 after 1 attempt(s)" in daily
+    assert "failed runs in the last 24 hours: 0" in daily
+
+
+def check_catalog_of_one_tenant(dev: Deployment, storage: str) -> None:
+    """The catalog filtered by acme's asset group lists acme's exports, not globex's."""
+    selection = urllib.parse.quote('group:"tenant_acme"')
+    page = browser(
+        f"{dev.url}/assets?asset-selection={selection}",
+        ARTIFACTS / f"e2e-{storage}-tenant-catalog.png",
+        dev.root / "chromium",
+    )
+    assert "e2e_daily" in page and "e2e_sched" in page
+    assert "e2e_s3" not in page
 
 
 def test_one_tenant_backlog_leaves_room_for_another(

@@ -134,6 +134,7 @@ def test_three_day_backfill_is_one_run_with_72_files_and_3_manifests(project: Pr
         if e.event_type_value == "ASSET_OBSERVATION"
     ]
     rows_by_partition = {o.partition: o.metadata["rows"].value for o in observed}
+    assert all(o.metadata["dagster/row_count"] == o.metadata["rows"] for o in observed)
     for day in (1, 2, 3):
         manifest = json.loads((project.out / manifests[day - 1]).read_text())
         assert rows_by_partition[f"2026-10-0{day}"] == manifest["rows"] > 0
@@ -150,6 +151,22 @@ def test_job_runs_carry_export_and_tenant_tags(project: Project) -> None:
     assert run is not None
     assert run.tags["export"] == "daily_metrics" and run.tags["tenant"] == "acme"
     assert "daily_metrics/2026-10-02-00-00.csv" in project.files()
+    # The catalog's standard row count, and a link to the window's manifest.
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert (
+        metadata["dagster/row_count"]
+        == metadata["rows"]
+        == dg.IntMetadataValue(
+            json.loads((project.out / metadata["manifest"].value).read_text())["rows"]
+        )
+    )
+    assert metadata["manifest_uri"] == dg.MetadataValue.path(
+        str(project.out / metadata["manifest"].value)
+    )
+    asset = project.defs.resolve_assets_def(dg.AssetKey(["exports", "daily_metrics"]))
+    assert asset.group_names_by_key[asset.key] == "tenant_acme"
+    assert asset.tags_by_key[asset.key]["dataset"] == "metrics"
 
 
 def test_partitions_follow_cadence_and_end(tmp_path: Path) -> None:

@@ -582,7 +582,7 @@ def test_edge_names_build_a_loadable_code_location(tmp_path: Path) -> None:
     assert set(outputs.outputs()) == {f"o{'-' * 61}1", f"o{'x' * 62}"}
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey(["exports", "acme-daily-raw"]))
-    assert node.owners == ["team:acme-corp"]
+    assert node.owners == ["team:acme-corp"] and node.group_name == "tenant_acme_corp"
     assert node.tags["tenant"] == "acme-corp" and node.tags["export"] == "acme-daily-raw"
     assert graph.get(dg.AssetKey(["exports", N63])).tags["tenant"] == "t" + "-" * 61 + "t"
     job = defs.resolve_job_def("export_acme_daily_raw")

@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module imports only its own layer or lower ones):
 
-    base          settings, errors, checksums, windows, names, shards
+    base          settings, errors, checksums, windows, names, shards, progress
     schema        events.schema
     destinations  destinations.* (each backend a leaf; the registry beside them)
     lake          lake (key layout and hourly files)
@@ -25,7 +25,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "exporter_pipeline"
 LAYERS = (
-    ("base", ("settings", "errors", "checksums", "windows", "names", "shards")),
+    ("base", ("settings", "errors", "checksums", "windows", "names", "shards", "progress")),
     ("schema", ("events.schema",)),
     ("destinations", ("destinations",)),
     ("lake", ("lake",)),
