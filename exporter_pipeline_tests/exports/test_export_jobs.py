@@ -243,9 +243,11 @@ def test_on_demand_job_rejects_a_bad_request_clearly(project: Project) -> None:
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert failure is not None
-    assert failure.cause is not None and failure.cause.cls_name == "DefinitionError"
+    # The request's problems, with their pointers (a DefinitionError, as the API reads it).
+    assert failure.cause is not None and failure.cause.cls_name == "TaskRequestError"
     assert failure.cause.message.splitlines()[0] == (
-        "exporter_pipeline.errors.DefinitionError: export task 'on_demand' (/end_time): "
+        "exporter_pipeline.exports.task_request.TaskRequestError: "
+        "export task 'on_demand' (/end_time): "
         "a bounded export covers at most 30 days; this one covers 60"
     )
 
