@@ -308,7 +308,8 @@ def test_queries_that_run_see_only_the_tenant(
         record = json.loads(out.get_bytes(error_key("hostile", START, END)))
         assert record["error"].startswith(expected)
         assert not out.list("hostile/2026") and not out.exists(manifest_key("hostile", START, END))
-        notice = failed_notice(ErrorRecord.model_validate(record), error_key("hostile", START, END))
+        key = error_key("hostile", START, END)
+        notice = failed_notice(ErrorRecord.model_validate(record), key, out)
         body = json.dumps(notice.body())
         assert marked.marker not in str(error) + body
     else:
