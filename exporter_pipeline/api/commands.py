@@ -13,6 +13,7 @@ from exporter_pipeline.settings import Settings
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from exporter_pipeline.api.access_log import log_config
     from exporter_pipeline.api.app import create_app
 
     uvicorn.run(
@@ -20,8 +21,11 @@ def cmd_api(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        # The key of a request is in its headers, never its URL; the access log is safe.
+        # API keys travel in headers, but a download link of a local output carries its
+        # credential in the query string (`?expires=…&signature=…`, valid 7 days): the
+        # access log keeps every line and drops the query string of `/v1/files/` paths.
         access_log=True,
+        log_config=log_config(),
     )
     return 0
 
@@ -77,10 +81,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     from exporter_pipeline.api.dagster_client import DagsterClient, DagsterError
     from exporter_pipeline.api.errors import ApiErrors
-    from exporter_pipeline.api.ranges import range_tags, requested_windows
+    from exporter_pipeline.api.ranges import range_tags, requested_range, requested_windows
     from exporter_pipeline.names import export_job_name
     from exporter_pipeline.store.store import DefinitionsStore
-    from exporter_pipeline.windows import parse_utc
 
     settings = Settings.from_env()
     loaded = DefinitionsStore.from_settings(settings).load_named(lambda n: n == args.export)
@@ -89,7 +92,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 1
     export = loaded.exports[0]
     try:
-        start, end = parse_utc(args.start), parse_utc(args.end)
+        given = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
+        start, end = requested_range(*given)
         windows = requested_windows(export, start, end, datetime.now(UTC))
     except ValueError as error:
         print(f"--from/--to: {error}", file=sys.stderr)

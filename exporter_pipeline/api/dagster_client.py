@@ -125,10 +125,21 @@ class DagsterClient:
         except httpx.HTTPError as error:
             message = f"the Dagster webserver at {self.url} did not answer: {error}"
             raise DagsterUnavailable(message) from None
-        body = answer.json()
+        try:
+            body = answer.json()
+        except ValueError:  # a proxy's HTML page, an empty answer
+            kind = answer.headers.get("content-type", "no content type")
+            raise DagsterError(f"{self.url}/graphql answered {kind}, not JSON") from None
+        if not isinstance(body, dict):
+            raise DagsterError(f"{self.url}/graphql answered JSON that is not an object")
         if body.get("errors"):
-            raise DagsterError(f"Dagster refused the request: {body['errors'][0].get('message')}")
-        data: dict[str, Any] = body["data"]
+            errors = body["errors"]
+            first = errors[0] if isinstance(errors, list) and errors else {}
+            said = first.get("message") if isinstance(first, dict) else first
+            raise DagsterError(f"Dagster refused the request: {said}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise DagsterError(f"{self.url}/graphql answered no data")
         return data
 
     def launch(

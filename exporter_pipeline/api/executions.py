@@ -14,7 +14,12 @@ from exporter_pipeline.api.context import CallerDep, Services, ServicesDep
 from exporter_pipeline.api.dagster_client import tag_dict
 from exporter_pipeline.api.errors import DAGSTER_RESPONSES, not_found
 from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_request
-from exporter_pipeline.api.ranges import range_tags, requested_windows, run_windows
+from exporter_pipeline.api.ranges import (
+    range_tags,
+    requested_range,
+    requested_windows,
+    run_windows,
+)
 from exporter_pipeline.api.runs import (
     ErrorsOut,
     FileOut,
@@ -26,11 +31,11 @@ from exporter_pipeline.api.runs import (
     moment,
     owned_run,
     published_by,
+    run_page_request,
     runs_page,
 )
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.names import export_job_name
-from exporter_pipeline.windows import utc
 
 router = APIRouter(tags=["executions"], responses=DAGSTER_RESPONSES)
 
@@ -101,8 +106,9 @@ def _tags(export: ExportDefinition) -> dict[str, str]:
 def create_execution(
     name: str, body: ExecutionIn, services: ServicesDep, caller: CallerDep
 ) -> ExecutionOut:
+    start, end = requested_range(body.start, body.end)
     export = export_of(services, caller.tenant, name)
-    windows = requested_windows(export, utc(body.start), utc(body.end), datetime.now(UTC))
+    windows = requested_windows(export, start, end, datetime.now(UTC))
     tags = {**_tags(export), **range_tags(export.cadence, windows)}
     run_id = services.dagster.launch(caller.tenant, export_job_name(export.name), tags)
     run = owned_run(
@@ -121,7 +127,7 @@ def list_executions(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    asked: Annotated[PageRequest, Depends(page_request)],
+    asked: Annotated[PageRequest, Depends(run_page_request)],
 ) -> Page[ExecutionOut]:
     export = export_of(services, caller.tenant, name)
     runs, total = runs_page(services, asked, job=export_job_name(name), tags=_tags(export))

@@ -187,7 +187,8 @@ def _filters(text: str | None) -> dict[str, list[str]] | list[ApiError]:
     usage = 'filters must be a JSON object of dimension to values, like {"country.code": ["US"]}'
     try:
         given: Any = json.loads(text)
-    except ValueError:
+    # Deep nesting (`[[[[…`) is a RecursionError of the parser, not a server failure.
+    except (ValueError, RecursionError):
         return [bad("filters", f"{usage}, not {shown(text)}")]
     if not isinstance(given, dict):
         return [bad("filters", usage)]

@@ -4,10 +4,12 @@ problem naming its parameter."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import polars as pl
 from fastapi.responses import JSONResponse
 
 from exporter_pipeline.api.errors import ApiError, error_response
@@ -26,8 +28,26 @@ def repeated(parameter: str, values: list[str]) -> list[ApiError]:
     return [bad(parameter, f"{parameter} must not repeat a value")]
 
 
+@functools.cache
+def answer_zones() -> frozenset[str]:
+    """The IANA zones an answer may be written in: the zone database's names that polars
+    converts to (not `Factory` or `localtime`; `posix/…`, `right/…` and `posixrules` are
+    files of the database, not names it lists)."""
+    probe = pl.Series([0]).cast(pl.Datetime("us", "UTC"))
+    found = set()
+    for name in available_timezones():
+        try:
+            probe.dt.convert_time_zone(name)
+        except pl.exceptions.PolarsError:
+            continue
+        found.add(name)
+    return frozenset(found)
+
+
 def time_zone(name: str) -> ZoneInfo | None:
-    """The IANA zone of that name, or None."""
+    """The IANA zone of that name, or None (also for a zone polars cannot write in)."""
+    if name not in answer_zones():
+        return None
     try:
         return ZoneInfo(name)
     # A folder of the zone database ("America") or an over-long name is an OSError.

@@ -6,10 +6,12 @@ definitions write them (defs/exports.py): hours `2026-10-01-05:00`, days and wee
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from exporter_pipeline.api.errors import ApiError, ApiErrors
+from exporter_pipeline.exports.definition import in_years, years_rule
+from exporter_pipeline.exports.fields import MAX_ON_DEMAND_DAYS
 from exporter_pipeline.exports.manifest import iso
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.windows import (
@@ -69,6 +71,23 @@ def run_windows(export: ExportDefinition, tags: dict[str, str]) -> list[Window]:
     return windows_between(export.cadence, first, last + step)
 
 
+def requested_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) in UTC (naive moments are UTC); 422 at /start or /end for a moment
+    outside the product's years, refused before any arithmetic could overflow."""
+    found, problems = [], []
+    for where, moment in (("/start", start), ("/end", end)):
+        found.append(in_years(moment))
+        if found[-1] is None:
+            problems.append(
+                ApiError(422, "invalid_range", years_rule(where[1:], moment), pointer=where)
+            )
+    if problems:
+        raise ApiErrors(problems)
+    first, last = found
+    assert first is not None and last is not None
+    return first, last
+
+
 def _window_start_hint(export: ExportDefinition, moment: datetime) -> str:
     aligned, following = window_containing(export.cadence, export.start_at, moment)
     return (
@@ -81,7 +100,8 @@ def requested_windows(
     export: ExportDefinition, start: datetime, end: datetime, now: datetime
 ) -> list[Window]:
     """The windows of [start, end): whole windows of the export's cadence, within its
-    first and last window and ended by `now`; else 422 errors pointing at /start, /end."""
+    first and last window, ended by `now` and at most MAX_ON_DEMAND_DAYS long (one run);
+    else 422 errors pointing at /start, /end. Both are moments of `requested_range`."""
     problems: list[ApiError] = []
 
     def refuse(where: str, detail: str) -> None:
@@ -112,6 +132,12 @@ def requested_windows(
         last = window_containing(export.cadence, export.start_at, now)[0]
         refuse(
             "/end", f"end {iso(end)} is in the future: the last complete window ends {iso(last)}"
+        )
+    if end - start > timedelta(days=MAX_ON_DEMAND_DAYS):
+        refuse(
+            "/end",
+            f"end {iso(end)} is more than {MAX_ON_DEMAND_DAYS} days after start {iso(start)}: "
+            f"an execution covers at most {MAX_ON_DEMAND_DAYS} days; start several",
         )
     if problems:
         raise ApiErrors(problems)

@@ -16,14 +16,15 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+from fastapi import Depends
 from pydantic import BaseModel, ValidationError
 
 from exporter_pipeline.api.context import Services
 from exporter_pipeline.api.dagster_client import tag_dict
 from exporter_pipeline.api.errors import ApiError, not_found
-from exporter_pipeline.api.pagination import PageRequest
+from exporter_pipeline.api.pagination import PageRequest, page_request
 from exporter_pipeline.api.ranges import Window
 from exporter_pipeline.api.signed_urls import SECRET_NAME, download_url
 from exporter_pipeline.destinations.base import Destination
@@ -102,6 +103,26 @@ def owned_run(
     if any(found.get(k) != v for k, v in tags.items()):
         raise not_found(what, run_id)
     return run
+
+
+# Runs a list of runs may skip: Dagster reads every run up to the page's end (offset +
+# limit), so a deeper page is refused rather than read (narrow the list instead).
+MAX_RUN_OFFSET: Final = 100_000
+
+
+def run_page_request(asked: Annotated[PageRequest, Depends(page_request)]) -> PageRequest:
+    """`_page` and `_limit` of a list of runs (executions, export tasks): the items before
+    the page at most MAX_RUN_OFFSET; else 422 at `_page`."""
+    if asked.offset > MAX_RUN_OFFSET:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"_page {asked.page} of {asked.limit} starts after run {asked.offset:,}: lists of "
+            f"runs are read up to {MAX_RUN_OFFSET:,} runs deep",
+            title="Invalid request",
+            parameter="_page",
+        )
+    return asked
 
 
 def runs_page(

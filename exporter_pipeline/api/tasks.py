@@ -25,6 +25,7 @@ from exporter_pipeline.api.runs import (
     moment,
     owned_run,
     published_by,
+    run_page_request,
     runs_page,
     task_status,
 )
@@ -260,7 +261,7 @@ def list_tasks(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    asked: Annotated[PageRequest, Depends(page_request)],
+    asked: Annotated[PageRequest, Depends(run_page_request)],
 ) -> Page[TaskOut]:
     runs, total = runs_page(
         services, asked, job=ON_DEMAND_JOB, tags=_tags(caller.tenant), with_config=True

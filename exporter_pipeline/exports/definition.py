@@ -40,6 +40,22 @@ FIRST_YEAR, LAST_YEAR = 2000, 2100
 Rules = list[tuple[str, str]]
 
 
+def in_years(value: date | datetime) -> datetime | None:
+    """`value` in UTC if it falls within FIRST_YEAR … LAST_YEAR, else None. The year is
+    checked first: converting 0001-01-01T00:00+01:00 to UTC would overflow, and so would
+    a window's arithmetic near 9999."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        return None
+    moment = utc(value)
+    return moment if FIRST_YEAR <= moment.year <= LAST_YEAR else None
+
+
+def years_rule(name: str, value: date | datetime) -> str:
+    return (
+        f"{name} {value.isoformat()} is not between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31 (UTC)"
+    )
+
+
 class ExportFields(StrictModel):
     """The keys every export has, with their own checks (no rule across keys)."""
 
@@ -98,13 +114,9 @@ class ExportFields(StrictModel):
     def _utc(cls, value: date | datetime | None, info: ValidationInfo) -> datetime | None:
         if value is None:
             return None
-        # The year first: converting 0001-01-01T00:00+01:00 to UTC would overflow.
-        moment = utc(value) if FIRST_YEAR <= value.year <= LAST_YEAR else None
-        if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
-            raise ValueError(
-                f"{info.field_name} {value.isoformat()} is not between "
-                f"{FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31 (UTC)"
-            )
+        moment = in_years(value)
+        if moment is None:
+            raise ValueError(years_rule(str(info.field_name), value))
         return moment
 
     @property

@@ -4,7 +4,7 @@ writes, when it runs, whom it tells, and how a rule violation is reported."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -95,6 +95,10 @@ class WebhookDelivery(StrictModel):
         return self
 
 
+# Tenants set recipients through the API: one delivery mails a bounded number of them.
+MAX_EMAIL_RECIPIENTS: Final = 20
+
+
 class Delivery(StrictModel):
     webhook: WebhookDelivery | None = None
     email: list[str] = Field(default_factory=list)
@@ -102,6 +106,11 @@ class Delivery(StrictModel):
     @field_validator("email")
     @classmethod
     def _emails(cls, addresses: list[str]) -> list[str]:
+        if len(addresses) > MAX_EMAIL_RECIPIENTS:
+            raise ValueError(
+                f"email lists {len(addresses)} addresses; a delivery mails at most "
+                f"{MAX_EMAIL_RECIPIENTS} (use a mailing list's address for more)"
+            )
         for address in addresses:
             if not EMAIL_PATTERN.match(address):
                 raise ValueError(f"{address!r} is not an email address")

@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.exports.definition import in_years, years_rule
 from exporter_pipeline.exports.spec import ExportDefinition, describe_errors, validate_export
 from exporter_pipeline.exports.validation import AnyExport
-from exporter_pipeline.windows import parse_utc
 
 # A definition's keys a request does not take: its window and output are the request's
 # own, and a one-off task has no schedule, delivery or re-export.
@@ -72,10 +72,19 @@ def _window(request: Mapping[str, Any], name: str) -> tuple[datetime, datetime]:
     moments, problems = {}, []
     for key in ("start_time", "end_time"):
         try:
-            moments[key] = parse_utc(str(request.get(key)))
+            given = datetime.fromisoformat(str(request.get(key)))
         except ValueError as error:
             problems.append((f"/{key}", f"{key}: {error}"))
-            failure = error
+            failure = str(error)
+            continue
+        # Outside the product's years before any arithmetic (9999-12-31T23:59-23:59
+        # overflows when converted to UTC).
+        moment = in_years(given)
+        if moment is None:
+            failure = years_rule(key, given)
+            problems.append((f"/{key}", failure))
+        else:
+            moments[key] = moment
     if problems:
         text = f"export task {name!r}: start_time/end_time: {failure}"
         raise TaskRequestError(name, problems, text)

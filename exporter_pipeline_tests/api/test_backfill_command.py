@@ -58,6 +58,17 @@ def test_backfill_checks_the_range_and_names_what_is_wrong(store_url: str) -> No
         "end 2026-09-01T00:00:00Z must be after start 2026-09-01T00:00:00Z: the range holds "
         "no window",
     ]
+    too_long = backfill(store_url, "acme_daily", "--from", "2026-10-01", "--to", "2026-11-15")
+    assert too_long.returncode == 2
+    assert too_long.stderr.splitlines()[-1] == (
+        "end 2026-11-15T00:00:00Z is more than 30 days after start 2026-10-01T00:00:00Z: "
+        "an execution covers at most 30 days; start several"
+    )
+    beyond = backfill(store_url, "acme_daily", "--from", "2026-10-01", "--to", "9999-12-31")
+    assert (beyond.returncode, beyond.stderr.strip()) == (
+        2,
+        "end 9999-12-31T00:00:00 is not between 2000-01-01 and 2100-12-31 (UTC)",
+    )
     unknown = backfill(store_url, "nope", "--from", "2026-10-01", "--to", "2026-10-02")
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == "no export 'nope' in the definitions store"

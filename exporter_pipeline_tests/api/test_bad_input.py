@@ -77,6 +77,50 @@ CASES: list[tuple[str, str, dict[str, Any], Any, dict[str, str]]] = [
         {"parameter": "expires"},
     ),
     ("GET", "/v1/files/o/k", {"expires": 1, "signature": "é"}, None, {"parameter": "signature"}),
+    # Once 500s: a parser's recursion, moments whose UTC (or next window) overflows, zones
+    # the zone database lists but polars cannot write in, pages Dagster would read to.
+    ("GET", "/v1/metrics", {**METRICS, "filters": "[" * 1000}, None, {"parameter": "filters"}),
+    (
+        "POST",
+        "/v1/export-tasks",
+        {},
+        {**TASK, "start_time": "9999-12-31T23:59:59-23:59"},
+        {"pointer": "/start_time"},
+    ),
+    (
+        "POST",
+        "/v1/export-tasks",
+        {},
+        {**TASK, "end_time": "0001-01-01T00:00:00+01:00"},
+        {"pointer": "/end_time"},
+    ),
+    (
+        "POST",
+        "/v1/exports/x/executions",
+        {},
+        {**RUN, "start": "0001-01-01T00:00:00+01:00"},
+        {"pointer": "/start"},
+    ),
+    (
+        "POST",
+        "/v1/exports/x/executions",
+        {},
+        {**RUN, "end": "9999-12-31T00:00:00Z"},
+        {"pointer": "/end"},
+    ),
+    *[
+        ("GET", path, {**VIEWS, "timezone": zone}, None, {"parameter": "timezone"})
+        for path in ("/v1/views", "/v1/viewers")
+        for zone in ("Factory", "localtime", "posixrules", "posix/Europe/Paris", "right/UTC")
+    ],
+    ("GET", "/v1/export-tasks", {"_page": 12, "_limit": 10_000}, None, {"parameter": "_page"}),
+    (
+        "GET",
+        "/v1/exports/x/executions",
+        {"_page": 100_002, "_limit": 1},
+        None,
+        {"parameter": "_page"},
+    ),
 ]
 
 

@@ -17,7 +17,12 @@ import dagster as dg
 import pytest
 
 from exporter_pipeline.api.errors import ApiErrors
-from exporter_pipeline.api.ranges import range_tags, requested_windows, run_windows
+from exporter_pipeline.api.ranges import (
+    range_tags,
+    requested_range,
+    requested_windows,
+    run_windows,
+)
 from exporter_pipeline.api.runs import EXECUTION_STATUS, TASK_STATUS
 from exporter_pipeline.api.signed_urls import SECRET_NAME, download_url, local_url, safe_key
 from exporter_pipeline.api.tasks import progress_of
@@ -139,6 +144,40 @@ def test_bad_ranges_are_refused_pointing_at_start_or_end() -> None:
     assert [p for p, _ in refused(daily, day(3, 1), day(5, 1))] == ["/start", "/end"]
 
 
+def test_one_execution_covers_at_most_30_days() -> None:
+    hourly = definition(cadence="hourly", start="2000-01-01T00:00:00Z")
+    september = datetime(2026, 9, 1, tzinfo=UTC)
+    assert len(requested_windows(hourly, september, day(1), NOW)) == 30 * 24
+    assert refused(hourly, datetime(2000, 1, 1, tzinfo=UTC), day(1)) == [
+        (
+            "/end",
+            "end 2026-10-01T00:00:00Z is more than 30 days after start 2000-01-01T00:00:00Z: "
+            "an execution covers at most 30 days; start several",
+        )
+    ]
+
+
+def test_moments_outside_the_products_years_are_refused_before_any_arithmetic() -> None:
+    early = datetime.fromisoformat("0001-01-01T00:00:00+01:00")
+    late = datetime.fromisoformat("9999-12-31T00:00:00+00:00")
+    with pytest.raises(ApiErrors) as raised:
+        requested_range(early, late)
+    assert [(p.pointer, p.code, p.detail) for p in raised.value.errors] == [
+        (
+            "/start",
+            "invalid_range",
+            "start 0001-01-01T00:00:00+01:00 is not between 2000-01-01 and 2100-12-31 (UTC)",
+        ),
+        (
+            "/end",
+            "invalid_range",
+            "end 9999-12-31T00:00:00+00:00 is not between 2000-01-01 and 2100-12-31 (UTC)",
+        ),
+    ]
+    # Naive moments are UTC.
+    assert requested_range(datetime(2026, 10, 1), day(2)) == (day(1), day(2))
+
+
 def test_keys_that_escape_an_output_are_not_keys() -> None:
     assert safe_key("daily/2026-10-01-00-00.csv")
     for bad in ("", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\\..\\b"):
@@ -242,6 +281,11 @@ def test_dagster_down_is_503_and_bad_requests_are_refused_before_asking_it(
             assert answer.status_code == 422, answer.text
             return [(e["source"]["pointer"], e["code"]) for e in answer.json()["errors"]]
 
+        # Too long for one run, or a last window past datetime's range: 422, not 500.
+        for body in ({"start": "2026-10-01", "end": "2026-11-15"}, {**run, "end": "9999-12-31"}):
+            assert problems(acme.post("/v1/exports/acme_daily/executions", json=body)) == [
+                ("/end", "invalid_range")
+            ]
         bad = {"start": "2026-10-02T03:00:00Z", "end": "2026-10-02T03:00:00Z"}
         assert problems(acme.post("/v1/exports/acme_daily/executions", json=bad)) == [
             ("/start", "invalid_range"),

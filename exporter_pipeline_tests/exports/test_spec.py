@@ -131,6 +131,11 @@ RULES = [
         f"{P}/delivery/email): 'not-an-address' is not an email address",
     ),
     (
+        dict(delivery={"email": [f"a{i}@example.com" for i in range(21)]}),
+        f"{P}/delivery/email): email lists 21 addresses; a delivery mails at most 20 "
+        "(use a mailing list's address for more)",
+    ),
+    (
         dict(delivery={"webhook": {"url": "ftp://x", "secret_env": "S"}}),
         f"{P}/delivery/webhook/url): String should match pattern '^https?://'",
     ),
