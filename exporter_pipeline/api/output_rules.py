@@ -9,8 +9,9 @@ Tenants are strangers, so beyond the output models' own rules (`destinations.out
 * a cloud output brings its own credentials: the service's (its environment, its
   instance role, Google's application default credentials) are never lent to a tenant;
 * every address the output's client would connect to (an S3 or GCS `endpoint_url`, an
-  Azure account URL or connection string's endpoint, a service account's `token_uri`)
-  passes the webhooks' guard against loopback and private addresses;
+  Azure account URL or connection string's endpoint as the SDK parses it, a service
+  account's `token_uri`) is resolved and must have public addresses only
+  (`delivery.endpoints`; checked again whenever the output is opened);
 * a `local` output lives under `EXPORTER_API_LOCAL_ROOT/<tenant>/`, its path relative.
 
 A credential's value is never quoted in a message.
@@ -18,18 +19,14 @@ A credential's value is never quoted in a message.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from exporter_pipeline.api.errors import ApiError, ApiErrors
-from exporter_pipeline.delivery.addresses import (
-    address_problem,
-    parse_webhook_url,
-    webhook_url_problem,
-)
+from exporter_pipeline.delivery.addresses import Resolver, system_resolver
+from exporter_pipeline.delivery.endpoints import endpoint_problems
 from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.exports.definition_parts import pointer, shown
 from exporter_pipeline.exports.validation import describe_errors
@@ -49,8 +46,6 @@ REQUIRED_CREDENTIALS: dict[str, tuple[tuple[str, ...], ...]] = {
     "gcs": (("credentials_json",),),
     "azure": (("connection_string",), ("account_key", "account_url")),
 }
-# Fields and credentials that are an address the output's client connects to.
-ENDPOINTS = ("endpoint_url", "account_url")
 
 
 @dataclass(frozen=True)
@@ -64,8 +59,11 @@ def invalid(at: str, detail: str, code: str = "invalid_field") -> ApiError:
     return ApiError(422, code, detail, title="Invalid request", pointer=at)
 
 
-def read_output_request(raw: dict[str, Any], tenant: str, settings: Settings) -> OutputRequest:
-    """The output a request creates for `tenant`; ApiErrors listing every problem."""
+def read_output_request(
+    raw: dict[str, Any], tenant: str, settings: Settings, resolve: Resolver = system_resolver
+) -> OutputRequest:
+    """The output a request creates for `tenant`; ApiErrors listing every problem. The
+    names of its endpoints are resolved with `resolve` (`delivery.endpoints`)."""
     errors: list[ApiError] = []
     name = raw.get("name")
     if not isinstance(name, str):
@@ -80,9 +78,10 @@ def read_output_request(raw: dict[str, Any], tenant: str, settings: Settings) ->
         if isinstance(key, str) and key.endswith("_env")
     ]
     kind = raw.get("type")
-    if kind not in OUTPUT_MODELS:
+    if not isinstance(kind, str) or kind not in OUTPUT_MODELS:
         choices = ", ".join(OUTPUT_MODELS)
-        errors.append(invalid("/type", f"type must be one of {choices}, not {shown(kind)}"))
+        given = shown(kind) if isinstance(kind, str | None) else f"a JSON {type(kind).__name__}"
+        errors.append(invalid("/type", f"type must be one of {choices}, not {given}"))
         raise ApiErrors(errors)
     body = {k: v for k, v in raw.items() if k not in REQUEST_KEYS and not k.endswith("_env")}
     body["tenant"] = tenant
@@ -92,7 +91,7 @@ def read_output_request(raw: dict[str, Any], tenant: str, settings: Settings) ->
     errors += _model_problems(str(kind), body)
     credentials, credential_errors = _credentials(str(kind), raw.get("credentials"), body)
     errors += credential_errors
-    errors += _address_problems(body, credentials, settings.webhook_allow_private)
+    errors += _address_problems(body, credentials, settings.webhook_allow_private, resolve)
     if errors:
         raise ApiErrors(errors)
     return OutputRequest(str(name), body, credentials)
@@ -173,58 +172,11 @@ def _credentials(
     return credentials, errors
 
 
-def endpoint_problem(url: Any, allow_private: bool) -> str | None:
-    """What keeps `url` from being an output's endpoint, without quoting it."""
-    if not isinstance(url, str) or isinstance(parsed := parse_webhook_url(url), str):
-        return "must be an http or https URL with a valid host"
-    if webhook_url_problem(url, allow_private) is None:
-        return None
-    kind = address_problem(parsed.literal) if parsed.literal else "a loopback name"
-    return f"points at {kind}; an output may reach public addresses only"
-
-
 def _address_problems(
-    body: dict[str, Any], credentials: dict[str, str], allow_private: bool
+    body: dict[str, Any], credentials: dict[str, str], allow_private: bool, resolve: Resolver
 ) -> list[ApiError]:
-    found: list[tuple[str, Any]] = [(f, body[f]) for f in ENDPOINTS if body.get(f) is not None]
-    found += [(f"credentials/{f}", credentials[f]) for f in ENDPOINTS if f in credentials]
-    if "connection_string" in credentials:
-        endpoint = connection_string_endpoint(credentials["connection_string"])
-        found.append(("credentials/connection_string", endpoint))
-    if "credentials_json" in credentials:
-        key = _json_object(credentials["credentials_json"])
-        if key is None:
-            return [invalid("/credentials/credentials_json", "must be a service account key")]
-        if "token_uri" in key:
-            found.append(("credentials/credentials_json", key["token_uri"]))
     errors = []
-    for field, url in found:
-        problem = endpoint_problem(url, allow_private)
-        if problem:
-            label = field.replace("credentials/", "credentials.")
-            errors.append(invalid(f"/{field}", f"{label} {problem}", "address_not_allowed"))
+    for field, problem, code in endpoint_problems(body, credentials, allow_private, resolve):
+        label = field.replace("credentials/", "credentials.")
+        errors.append(invalid(f"/{field}", f"{label} {problem}", code))
     return errors
-
-
-def connection_string_endpoint(connection_string: str) -> str | None:
-    """The blob endpoint an Azure connection string makes the client connect to."""
-    parts = dict(
-        (key.strip().lower(), value.strip())
-        for key, _, value in (p.partition("=") for p in connection_string.split(";"))
-        if key.strip()
-    )
-    if parts.get("usedevelopmentstorage", "").lower() == "true":
-        return "http://127.0.0.1:10000"
-    if "blobendpoint" in parts:
-        return parts["blobendpoint"]
-    protocol = parts.get("defaultendpointsprotocol", "https")
-    suffix = parts.get("endpointsuffix", "core.windows.net")
-    return f"{protocol}://{parts.get('accountname', '')}.blob.{suffix}"
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -145,10 +145,17 @@ def delete_output(services: ServicesDep, caller: CallerDep, name: str) -> Respon
 )
 def test_output(services: ServicesDep, caller: CallerDep, name: str) -> Document[OutputCheck]:
     """`{"data": {"ok": true, "key"}}` when a small object could be written, read back and
-    deleted under `_exporter_check/`; `{"data": {"ok": false, "detail"}}` otherwise."""
+    deleted under `_exporter_check/`; `{"data": {"ok": false, "detail"}}` otherwise, also
+    when an endpoint of the output now resolves to an address it may not reach (nothing
+    is sent there)."""
     _mine(services, caller, name)
-    # One attempt per call: a tenant waits for an answer, not for the SDK's retries.
-    environ = {**os.environ, "EXPORTER_DESTINATION_ATTEMPTS": "1"}
+    # One attempt per call: a tenant waits for an answer, not for the SDK's retries. The
+    # endpoint rule the store applies before opening is the API's own setting.
+    environ = {
+        **os.environ,
+        "EXPORTER_DESTINATION_ATTEMPTS": "1",
+        "EXPORTER_WEBHOOK_ALLOW_PRIVATE": str(services.settings.webhook_allow_private).lower(),
+    }
     try:
         with services.store.open_output(name, environ) as destination:
             key = destination.check()
@@ -163,7 +170,7 @@ def check_detail(name: str, error: Exception) -> str:
     from exporter_pipeline.errors import ExporterError
 
     if isinstance(error, ExporterError):
-        return f"output {name!r}: check failed: {error}"
+        return f"output {name!r}: check failed: {str(error).removeprefix(f'output {name!r}: ')}"
     log.warning("check of output %r failed", name, exc_info=error)
     return f"output {name!r}: check failed: {type(error).__name__}"
 

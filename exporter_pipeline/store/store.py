@@ -19,6 +19,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session
 
+from exporter_pipeline.delivery.endpoints import refuse_unreachable
 from exporter_pipeline.destinations.base import Destination
 from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
@@ -206,14 +207,14 @@ class DefinitionsStore:
 
     def open_output(self, name: str, environ: Mapping[str, str] | None = None) -> Destination:
         """The destination of output `name`, its stored credentials decrypted only now and
-        handed to the output's client; a DefinitionError when there is no such output."""
+        handed to the client (a tenant's once its endpoints pass `refuse_unreachable`)."""
         with self.engine.connect() as connection:
             row = connection.execute(select(OutputRow).where(OutputRow.name == name)).first()
         if row is None:
             raise DefinitionError(f"unknown output {name!r} (not in the definitions store)")
-        body = {"type": row.type, "tenant": row.tenant, **row.settings}
-        output = _OUTPUT.validate_python(body)
+        output = _OUTPUT.validate_python({"type": row.type, "tenant": row.tenant, **row.settings})
         secrets = crypto.decrypt(self._secret_key, name, row.secrets) if row.secrets else None
+        refuse_unreachable(name, row.tenant, row.settings, secrets or {}, environ)
         return output.open(name, environ, secrets)
 
     def webhook_secret(self, export: str) -> str | None:

@@ -249,3 +249,45 @@ def test_credentials_without_a_secret_key_are_refused_clearly(
         assert "EXPORTER_SECRET_KEY" in error["detail"]
         assert acme.get("/v1/outputs/a").status_code == 404
         assert acme.post("/v1/outputs", json=local_output()).status_code == 201
+
+
+def test_odd_bodies_and_sdk_parsed_connection_strings_are_422s(defs_api: Api) -> None:
+    """No DNS here: every endpoint is an IP literal or no endpoint at all."""
+    dotless = "BlobEndpo\u0131nt"  # the SDK upper-cases key names: this is BlobEndpoint
+    connection_strings = [
+        f"DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;{dotless}="
+        "http://127.0.0.1:10000/a",
+        "DefaultEndpointsProtocol=http;AccountKey=a2V5;BlobEndpoint =http://127.0.0.1:10000/a",
+    ]
+    with defs_api.client("acme") as acme:
+        for kind in ([], {}):
+            assert pointers(acme.post("/v1/outputs", json={"name": "x", "type": kind})) == ["/type"]
+        deep = {"credentials_json": "[" * 1000}
+        gcs = acme.post(
+            "/v1/outputs", json={"name": "x", "type": "gcs", "bucket": "b", "credentials": deep}
+        )
+        assert pointers(gcs) == ["/credentials/credentials_json"]
+        for value in connection_strings:
+            credentials = {"connection_string": value}
+            body = {"name": "x", "type": "azure", "container": "c", "credentials": credentials}
+            answer = acme.post("/v1/outputs", json=body)
+            assert pointers(answer) == ["/credentials/connection_string"], value
+            assert "127.0.0.1" not in answer.text
+        assert acme.get("/v1/outputs").json()["meta"]["total"] == 0
+
+
+def test_the_check_refuses_a_private_endpoint_before_connecting(defs_api: Api) -> None:
+    """An output stored with a private endpoint (as one stored before the rule, or one
+    whose name resolves differently now) is refused by `/test`: nothing is sent there."""
+    defs_api.services.store.create_output(
+        "acme_meta",
+        {"type": "s3", "tenant": "acme", "bucket": "b"},
+        {"endpoint_url": "http://169.254.169.254", "access_key_id": "k", "secret_access_key": "s"},
+    )
+    with defs_api.client("acme") as acme:
+        checked = acme.post("/v1/outputs/acme_meta/test").json()["data"]
+    assert checked == {
+        "ok": False,
+        "detail": "output 'acme_meta': check failed: credentials.endpoint_url points at a "
+        "link-local address; an output may reach public addresses only",
+    }

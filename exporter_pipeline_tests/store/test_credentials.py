@@ -91,6 +91,8 @@ def test_outputs_resource_opens_a_stored_credential(
     credentials to boto3: without them (and without the variables) it cannot open."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ACME_AWS_KEY", "ACME_AWS_SECRET"):
         monkeypatch.delenv(name, raising=False)
+    # A tenant's output may reach moto on loopback only so (`delivery.endpoints`).
+    monkeypatch.setenv("EXPORTER_WEBHOOK_ALLOW_PRIVATE", "true")
     bucket = s3_server.new_bucket()
     document = two_tenants(tmp_path / "out")
     document["outputs"]["acme_s3"]["bucket"] = bucket
@@ -127,6 +129,8 @@ def test_a_run_through_a_stored_credential_records_it_nowhere(
     of the location, or the process's output."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
+    # A tenant's output may reach moto on loopback only so (`delivery.endpoints`).
+    monkeypatch.setenv("EXPORTER_WEBHOOK_ALLOW_PRIVATE", "true")
     lake = build_lake(tmp_path / "data", events_per_hour=40, hours=1)
     bucket, key_id, value = s3_server.new_bucket(), f"AKIA{uuid.uuid4().hex[:16]}", secret()
     output = {"type": "s3", "tenant": "acme", "bucket": bucket, "region": "us-east-1"}
@@ -188,3 +192,17 @@ def test_stored_credentials_never_pass_to_another_tenant(
     document["exports"] = [e for e in document["exports"] if e["name"] != "acme_raw"]
     assert store.apply_file(write(tmp_path / "c.yaml", document), prune=True).changed
     assert store.credential_names("acme_s3") == []
+
+
+def test_a_tenants_stored_endpoint_is_judged_when_opened(
+    store: DefinitionsStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the client is made: nothing is sent to a private endpoint of a tenant's
+    output (an IP literal here, so no DNS), unless private addresses are allowed."""
+    monkeypatch.setenv("EXPORTER_WEBHOOK_ALLOW_PRIVATE", "false")
+    store.apply_file(write(tmp_path / "a.yaml", two_tenants(tmp_path / "out")))
+    secrets = {"endpoint_url": "http://169.254.169.254", "access_key_id": "k"}
+    store.set_credentials("acme_s3", {**secrets, "secret_access_key": "s"})
+    with pytest.raises(PermanentDestinationError, match="link-local address"):
+        store.open_output("acme_s3")
+    store.open_output("acme_s3", {"EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true"}).close()
