@@ -9,8 +9,8 @@ The lake is built once under `--work` (kept between runs: a second run with the 
 size reuses it) with the product's own code: `simulate` writes the landing files of
 `--hours` hours for 4 tenants, `ingest_hour` writes each raw hour, and the hourly
 derived data sets (`view_segments`, `delivery_metrics`) are written from it as their
-assets write them. Then `exporter-pipeline api` serves it from its own process (uvicorn,
-one worker, as `exporter-pipeline api` starts it) and this process measures, with httpx:
+assets write them. Then `exporter-pipeline api --workers N` serves it (uvicorn; one
+process per core by default, as DESIGN.md deploys it) and this process measures, with httpx:
 
 - `GET /v1/metrics` for the whole day at 1m with 2 dimensions, and for 7 days at 1h,
   p50 and p95 of `--calls` calls each;
@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,8 +149,8 @@ def task_creation(client: httpx.Client, count: int) -> tuple[float, float]:
     return statistics.median(seconds) * 1000, percentile(seconds, 0.95) * 1000
 
 
-def start_api(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """`exporter-pipeline api` on `port` with `env`, and a key of tenant acme."""
+def start_api(env: dict[str, str], port: int, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """`exporter-pipeline api --workers N` on `port` with `env`, and a key of tenant acme."""
     created = subprocess.run(
         [str(BIN / "exporter-pipeline"), "api-keys", "create", "--tenant", "acme"],
         env=env,
@@ -159,6 +160,7 @@ def start_api(env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], 
     )
     key = created.stdout.strip().splitlines()[-1]
     command = [str(BIN / "exporter-pipeline"), "api", "--port", str(port), "--log-level", "warning"]
+    command += ["--workers", str(workers)]
     process = subprocess.Popen(command, env=env, start_new_session=True)
     wait_for(f"http://127.0.0.1:{port}/openapi.json", process, 60)
     return process, key
@@ -191,6 +193,7 @@ async def load(
     """`clients` clients calling `requests` in turn for `seconds`: counts and latencies."""
     latencies: list[float] = []
     errors = 0
+    kinds: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -206,12 +209,16 @@ async def load(
                 answer = await http.get(path, params=params)
                 if answer.status_code != 200:
                     errors += 1
-            except httpx.HTTPError:
+                    kinds[f"{path} {answer.status_code} {answer.text[:120]}"] += 1
+            except httpx.HTTPError as error:
                 errors += 1
+                kinds[f"{path} {type(error).__name__}"] += 1
             latencies.append(time.perf_counter() - began)
 
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as http:
         await asyncio.gather(*(client_loop(n, http) for n in range(clients)))
+    for kind, count in kinds.most_common():
+        print(f"  error x{count}: {kind}")
     return {
         "requests": len(latencies),
         "errors": errors,
@@ -292,6 +299,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--work", type=Path, default=ROOT / ".bench-api")
     parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="API processes")
     parser.add_argument("--tasks", type=int, default=0, help="export tasks to create (Dagster)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -299,7 +307,7 @@ def main() -> int:
     lake_dir = build_lake(args.work, args.events_per_hour, args.hours)
     env = environment(args.work, lake_dir, args.port + 1)
     dagster = start_dagster(env, args.port + 1) if args.tasks else None
-    process, key = start_api(env, args.port)
+    process, key = start_api(env, args.port, args.workers)
     url = f"http://127.0.0.1:{args.port}"
     try:
         reads = read_requests(args.hours)

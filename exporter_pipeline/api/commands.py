@@ -14,13 +14,19 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from exporter_pipeline.api.access_log import log_config
-    from exporter_pipeline.api.app import create_app
 
     uvicorn.run(
-        create_app(Settings.from_env()),
+        # By import string, so that each of `--workers` processes builds its own app.
+        "exporter_pipeline.api.app:create_app",
+        factory=True,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        # Longer than a client's pause between two requests under load: with uvicorn's 5 s,
+        # a client reusing a connection the server is closing at that moment reads an
+        # error (seen at 50 concurrent clients, benchmarks/api.py).
+        timeout_keep_alive=args.keep_alive,
         # API keys travel in headers, but a download link of a local output carries its
         # credential in the query string (`?expires=…&signature=…`, valid 7 days): the
         # access log keeps every line and drops the query string of `/v1/files/` paths.
@@ -143,6 +149,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")
     api.add_argument("--port", type=int, default=8080, help="port to listen on")
     api.add_argument("--log-level", default="info", help="uvicorn's log level")
+    api.add_argument(
+        "--workers", type=int, default=1, help="processes serving requests (one per core)"
+    )
+    api.add_argument(
+        "--keep-alive", type=int, default=75, help="seconds an idle connection stays open"
+    )
     api.set_defaults(run=cmd_api)
 
     keys = commands.add_parser("api-keys", help="manage the HTTP API's keys")
