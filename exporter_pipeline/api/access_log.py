@@ -20,8 +20,10 @@ REDACTED = "[redacted]"
 def redacted(path: str) -> str:
     """`path` (with its query string, as uvicorn logs it) without the query string of a
     signed download link."""
-    bare, mark, _query = path.partition("?")
-    return f"{bare}?{REDACTED}" if mark and SIGNED_PREFIX in bare else path
+    bare, mark, query = path.partition("?")
+    # Also a mistyped path (`/V1/files/…`, a 404) that carries a signature.
+    secret = SIGNED_PREFIX in bare.lower() or "signature" in query.lower()
+    return f"{bare}?{REDACTED}" if mark and secret else path
 
 
 class RedactSignedUrls(logging.Filter):

@@ -3,6 +3,7 @@ who is asking (the tenant of the request's key)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -22,6 +23,12 @@ class Services:
     settings: Settings
     store: DefinitionsStore
     dagster: DagsterClient
+
+    def output_environ(self, **overrides: str) -> dict[str, str]:
+        """The environment a tenant's output is opened with: the process's, with the
+        API's own rule on private endpoints (`store.open_output` judges by it)."""
+        allow = str(self.settings.webhook_allow_private).lower()
+        return {**os.environ, "EXPORTER_WEBHOOK_ALLOW_PRIVATE": allow, **overrides}
 
 
 @dataclass(frozen=True)

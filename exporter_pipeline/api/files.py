@@ -79,7 +79,7 @@ def download(
     if not safe_key(key):
         raise not_found("file", key)
     try:
-        destination = services.store.open_output(output)
+        destination = services.store.open_output(output, services.output_environ())
     except ExporterError:
         raise not_found("file", key) from None
     # Only local outputs are served here: a cloud output's links are its own.

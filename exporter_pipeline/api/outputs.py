@@ -11,7 +11,6 @@ Answers: one output is `{"data": Output}`, a list is a `Page`, errors are JSON:A
 from __future__ import annotations
 
 import logging
-import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -151,11 +150,7 @@ def test_output(services: ServicesDep, caller: CallerDep, name: str) -> Document
     _mine(services, caller, name)
     # One attempt per call: a tenant waits for an answer, not for the SDK's retries. The
     # endpoint rule the store applies before opening is the API's own setting.
-    environ = {
-        **os.environ,
-        "EXPORTER_DESTINATION_ATTEMPTS": "1",
-        "EXPORTER_WEBHOOK_ALLOW_PRIVATE": str(services.settings.webhook_allow_private).lower(),
-    }
+    environ = services.output_environ(EXPORTER_DESTINATION_ATTEMPTS="1")
     try:
         with services.store.open_output(name, environ) as destination:
             key = destination.check()

@@ -256,7 +256,7 @@ def published_by(
     if cached is not None:
         return cached
     try:
-        with services.store.open_output(output) as destination:
+        with services.store.open_output(output, services.output_environ()) as destination:
             found = read_published(destination, path, windows, run_id)
     except ExporterError as error:
         log.warning("run %s: output %s not read: %s", run_id, output, error)
@@ -271,7 +271,7 @@ def file_links(services: Services, output: str, manifests: Iterable[Manifest]) -
     secret = service_secret(services.store.engine, SECRET_NAME)
     found = []
     try:
-        with services.store.open_output(output) as destination:
+        with services.store.open_output(output, services.output_environ()) as destination:
             for manifest in manifests:
                 window = WindowOut(start=manifest.window.start, end=manifest.window.end)
                 for file in manifest.files:

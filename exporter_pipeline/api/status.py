@@ -133,7 +133,9 @@ def export_status(
         newest.setdefault(event["partition"], event)
     events = sorted(newest.values(), key=lambda e: float(e["timestamp"]), reverse=True)[:last]
     run_ids = sorted({e["runId"] for e in events})
-    statuses = {r["runId"]: r["status"] for r in _runs(client, {"runIds": run_ids}, len(run_ids))}
+    # An empty runIds filter is no filter at all in Dagster's GraphQL: ask only for some.
+    found = _runs(client, {"runIds": run_ids}, len(run_ids)) if run_ids else []
+    statuses = {r["runId"]: r["status"] for r in found}
     for event in events:
         facts = counts.get((event["partition"], event["runId"]), {})
         status.windows.append(

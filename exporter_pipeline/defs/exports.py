@@ -181,12 +181,12 @@ def manifest_link(uri: str) -> dg.MetadataValue:
 
 
 def _run_metadata(results: list[ExecutionResult], destination: Destination) -> dict[str, Any]:
-    """A run's metadata. A range run's materialization is shared by its windows, so its
-    `dagster/row_count` is the range's; each window's own rows are on its observation."""
+    """A run's metadata. A range run's materialization is recorded for every window of the
+    range, so it carries no `dagster/row_count` (Dagster reads it per partition): each
+    window's own count is on its observation; `rows` is the range's."""
     rows = sum(r.rows for r in results)
     metadata: dict[str, Any] = {
         "rows": rows,
-        "dagster/row_count": rows,
         "bytes": sum(r.bytes for r in results),
         "files": sum(len(r.files) for r in results),
         "windows": len(results),
@@ -194,6 +194,7 @@ def _run_metadata(results: list[ExecutionResult], destination: Destination) -> d
         "output_uri": dg.MetadataValue.path(destination.uri()),
     }
     if len(results) == 1:
+        metadata["dagster/row_count"] = rows
         metadata["manifest"] = results[0].manifest_key
         metadata["manifest_uri"] = manifest_link(destination.uri(results[0].manifest_key))
         metadata["file_keys"] = dg.MetadataValue.json([f.key for f in results[0].files])

@@ -22,6 +22,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from exporter_pipeline.delivery.addresses import (
     Resolver,
@@ -45,6 +46,10 @@ def endpoint_problem(
     ..."), or None. Without `allow_private`, the host's name is resolved with `resolve`."""
     if not isinstance(url, str) or isinstance(parsed := parse_webhook_url(url), str):
         return "must be an http or https URL with a valid host"
+    if not (urlsplit(url).hostname or "").isascii():
+        # IDNA 2003 (Python's codec) and 2008 (requests, the SDKs) map some names to two
+        # different hosts: the one checked would not be the one reached.
+        return "has a non-ASCII host name: write it in ASCII (punycode, xn--…)"
     if allow_private:
         return None
     if webhook_url_problem(url, allow_private=False) is not None:  # a literal, localhost
@@ -120,7 +125,10 @@ def refuse_unreachable(
     not judged, nor endpoints read from the service's environment (`*_env`, set by the
     operator; the API never takes one): they are not among `settings` and `credentials`
     (the output's stored secrets)."""
-    if tenant is None or Settings.from_env(environ).webhook_allow_private:
+    # Outputs made through the API always hold stored credentials (a cloud output must
+    # bring its own); an operator's YAML output of a tenant has none and is the operator's
+    # to vouch for, literal addresses included (an Azurite account_url, say).
+    if tenant is None or not credentials or Settings.from_env(environ).webhook_allow_private:
         return
     problems = endpoint_problems(settings, credentials, allow_private=False, resolve=resolve)
     if problems:

@@ -102,6 +102,9 @@ class AzureBlobDestination(Destination):
             "max_single_put_size": SINGLE_PUT_LIMIT,
             "max_block_size": BLOCK_SIZE,
             "retry_policy": retry_policy(attempts),
+            # Blob storage never redirects; a redirect would take a tenant's request to an
+            # address nobody checked (delivery/endpoints.py checks the first host only).
+            "permit_redirects": False,
             **TIMEOUTS,
         }
         if connection_string:

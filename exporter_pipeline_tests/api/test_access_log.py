@@ -61,3 +61,9 @@ def test_the_served_logging_installs_the_filter_on_the_access_logger() -> None:
     from uvicorn.config import LOGGING_CONFIG
 
     assert "filters" not in LOGGING_CONFIG["loggers"]["uvicorn.access"]
+
+
+def test_a_signature_on_any_path_is_not_logged() -> None:
+    # A mistyped path (a 404) may still carry a valid link's signature.
+    line = logged("/V1/Files/acme_local/k.csv?expires=1790000000&signature=ab12cd")
+    assert "ab12cd" not in line and "[redacted]" in line

@@ -156,8 +156,11 @@ def test_bodies_that_used_to_raise_are_refused_at_their_field() -> None:
 def test_a_tenants_output_is_judged_again_when_opened() -> None:
     settings = {"bucket": "b", "account_url": "https://evil.example/acct"}
     environ = {"EXPORTER_WEBHOOK_ALLOW_PRIVATE": "false"}
+    key = {"account_key": KEY}  # made through the API: its credentials are stored
     with pytest.raises(PermanentDestinationError, match=r"output 'a': account_url has a host"):
-        refuse_unreachable("a", "acme", settings, {}, environ, table)
+        refuse_unreachable("a", "acme", settings, key, environ, table)
+    # A tenant's output from the operator's YAML stores no credentials: the operator's.
+    refuse_unreachable("a", "acme", settings, {}, environ, table)
     endpoint = {"endpoint_url": "http://evil.example:9000"}
     with pytest.raises(PermanentDestinationError, match=r"credentials\.endpoint_url"):
         refuse_unreachable("a", "acme", {}, endpoint, environ, table)
@@ -169,3 +172,12 @@ def test_a_tenants_output_is_judged_again_when_opened() -> None:
     refuse_unreachable(
         "a", "acme", {"bucket": "b"}, {"endpoint_url": "https://storage.example"}, environ, table
     )
+
+
+def test_a_non_ascii_host_is_refused_before_any_lookup() -> None:
+    # `straße` is `strasse` to Python's IDNA 2003 codec but `xn--strae-oqa` to requests
+    # (IDNA 2008): the host checked would not be the host reached.
+    for host in ("stra\u00dfe.example", "\u03c3\u03c2.example", "a\u200d.example"):
+        problem = endpoint_problem(f"https://{host}/", False, table)
+        assert problem == "has a non-ASCII host name: write it in ASCII (punycode, xn--…)"
+        assert host not in problem

@@ -128,6 +128,10 @@ def test_three_day_backfill_is_one_run_with_72_files_and_3_manifests(project: Pr
     ]
     materialized = {m.partition for m in result.get_asset_materialization_events()}
     assert materialized == {"2026-10-01", "2026-10-02", "2026-10-03"}
+    # The range's materialization is recorded per partition: no row count of the range
+    # there (each window's own is on its observation, below).
+    for event in result.get_asset_materialization_events():
+        assert "dagster/row_count" not in event.materialization.metadata
     observed = [
         e.event_specific_data.asset_observation  # type: ignore[union-attr]
         for e in result.all_events
