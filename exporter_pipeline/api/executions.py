@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exporter_pipeline.api.context import CallerDep, Services, ServicesDep
 from exporter_pipeline.api.dagster_client import tag_dict
 from exporter_pipeline.api.errors import DAGSTER_RESPONSES, not_found
-from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_request
+from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_of_all, page_request
 from exporter_pipeline.api.ranges import (
     range_tags,
     requested_range,
@@ -75,11 +75,17 @@ def _published(services: Services, export: ExportDefinition, run: dict[str, Any]
     return published_by(services, run, export.output.name, export.output.path, windows)
 
 
+def _execution(services: Services, export: ExportDefinition, run_id: str) -> dict[str, Any]:
+    """The run `run_id` if it is an execution of `export` (its job, its tenant), or 404."""
+    job = export_job_name(export.name)
+    return owned_run(services, run_id, job=job, tags=_tags(export), what="execution")
+
+
 def execution_out(
     services: Services, export: ExportDefinition, run: dict[str, Any]
 ) -> ExecutionOut:
     windows = run_windows(export, tag_dict(run))
-    published = published_by(services, run, export.output.name, export.output.path, windows)
+    published = _published(services, export, run)
     return ExecutionOut(
         id=run["runId"],
         export=export.name,
@@ -111,9 +117,7 @@ def create_execution(
     windows = requested_windows(export, start, end, datetime.now(UTC))
     tags = {**_tags(export), **range_tags(export.cadence, windows)}
     run_id = services.dagster.launch(caller.tenant, export_job_name(export.name), tags)
-    run = owned_run(
-        services, run_id, job=export_job_name(name), tags=_tags(export), what="execution"
-    )
+    run = _execution(services, export, run_id)
     return execution_out(services, export, run)
 
 
@@ -140,9 +144,7 @@ def get_execution(
     name: str, execution_id: str, services: ServicesDep, caller: CallerDep
 ) -> ExecutionOut:
     export = export_of(services, caller.tenant, name)
-    run = owned_run(
-        services, execution_id, job=export_job_name(name), tags=_tags(export), what="execution"
-    )
+    run = _execution(services, export, execution_id)
     return execution_out(services, export, run)
 
 
@@ -160,12 +162,10 @@ def execution_files(
     asked: Annotated[PageRequest, Depends(page_request)],
 ) -> Page[FileOut]:
     export = export_of(services, caller.tenant, name)
-    run = owned_run(
-        services, execution_id, job=export_job_name(name), tags=_tags(export), what="execution"
-    )
+    run = _execution(services, export, execution_id)
     published = _published(services, export, run)
     files = file_links(services, export.output.name, published.manifests)
-    return page_of(request, files[asked.offset : asked.offset + asked.limit], len(files), asked)
+    return page_of_all(request, files, asked)
 
 
 @router.get(
@@ -176,8 +176,6 @@ def execution_errors(
     name: str, execution_id: str, services: ServicesDep, caller: CallerDep
 ) -> ErrorsOut:
     export = export_of(services, caller.tenant, name)
-    run = owned_run(
-        services, execution_id, job=export_job_name(name), tags=_tags(export), what="execution"
-    )
+    run = _execution(services, export, execution_id)
     published = _published(services, export, run)
     return errors_of(published, "execution", execution_id)

@@ -67,3 +67,9 @@ def page_of(request: Request, items: list[Item], total: int, asked: PageRequest)
             prev=None if asked.page == 1 else _link(request, asked.page - 1),
         ),
     )
+
+
+def page_of_all(request: Request, items: list[Item], asked: PageRequest) -> Page[Item]:
+    """The asked page of `items`, the whole list (already in memory)."""
+    page = items[asked.offset : asked.offset + asked.limit]
+    return page_of(request, page, len(items), asked)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from exporter_pipeline.api.context import CallerDep, Services, ServicesDep
 from exporter_pipeline.api.errors import DAGSTER_RESPONSES, ApiError, ApiErrors
-from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_request
+from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_of_all, page_request
 from exporter_pipeline.api.runs import (
     ENDED,
     ErrorsOut,
@@ -309,7 +309,7 @@ def task_files(
     published = _published(services, run)
     output = str(_config(run).get("output"))
     files = file_links(services, output, published.manifests)
-    return page_of(request, files[asked.offset : asked.offset + asked.limit], len(files), asked)
+    return page_of_all(request, files, asked)
 
 
 @router.get("/export-tasks/{task_id}/errors", summary="The error file of a failed export task")
