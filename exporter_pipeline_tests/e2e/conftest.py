@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +53,17 @@ def instance_yaml(
     # Short intervals so a test sees sensors and backfills move within seconds.
     config["sensors"] = {"use_threads": True, "num_workers": 2}
     if postgres is not None:
+        # A database per deployment: the session's cluster serves every PostgreSQL
+        # deployment of a worker, and one test must never count another's runs.
+        database = f"dagster_{uuid.uuid4().hex[:12]}"
+        postgres.create_database(database)
         config["storage"] = {
             "postgres": {
                 "postgres_db": {
                     "scheme": "postgresql+psycopg2",
                     "hostname": "127.0.0.1",
                     "port": postgres.port,
-                    "db_name": postgres.database,
+                    "db_name": database,
                     "username": postgres.user,
                     "password": "unused",
                 }
