@@ -27,6 +27,11 @@ DEFAULTS = {
     "EXPORTER_WEBHOOK_TOTAL_TIMEOUT_S": "300",
     # Bytes of a receiver's answer that are read at most.
     "EXPORTER_WEBHOOK_MAX_RESPONSE_BYTES": "65536",
+    # Caps of one landing file's ingest: a longer line is quarantined as `record too
+    # large`; a compressed file that expands past either cap is refused (a bomb).
+    "EXPORTER_MAX_RECORD_BYTES": "1048576",
+    "EXPORTER_MAX_DECOMPRESSED_BYTES": "17179869184",
+    "EXPORTER_MAX_DECOMPRESSION_RATIO": "100",
     # Caps of one SQL (query) export run; an export may lower them with `limits:`.
     "EXPORTER_QUERY_MEMORY_MB": "2048",
     "EXPORTER_QUERY_TIMEOUT_S": "600",
@@ -82,6 +87,9 @@ class Settings:
     webhook_attempt_timeout_s: float = 15.0
     webhook_total_timeout_s: float = 300.0
     webhook_max_response_bytes: int = 65536
+    max_record_bytes: int = 1024 * 1024
+    max_decompressed_bytes: int = 16 * 1024**3
+    max_decompression_ratio: float = 100.0
     query_memory_mb: int = 2048
     query_timeout_s: float = 600.0
     query_max_rows: int = 50_000_000
@@ -132,6 +140,9 @@ class Settings:
             webhook_attempt_timeout_s=float(get("EXPORTER_WEBHOOK_ATTEMPT_TIMEOUT_S")),
             webhook_total_timeout_s=float(get("EXPORTER_WEBHOOK_TOTAL_TIMEOUT_S")),
             webhook_max_response_bytes=int(get("EXPORTER_WEBHOOK_MAX_RESPONSE_BYTES")),
+            max_record_bytes=int(get("EXPORTER_MAX_RECORD_BYTES")),
+            max_decompressed_bytes=int(get("EXPORTER_MAX_DECOMPRESSED_BYTES")),
+            max_decompression_ratio=float(get("EXPORTER_MAX_DECOMPRESSION_RATIO")),
             query_memory_mb=int(get("EXPORTER_QUERY_MEMORY_MB")),
             query_timeout_s=float(get("EXPORTER_QUERY_TIMEOUT_S")),
             query_max_rows=int(get("EXPORTER_QUERY_MAX_ROWS")),

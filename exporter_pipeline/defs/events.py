@@ -32,6 +32,11 @@ RAW_EVENTS_CHECKS = [
     dg.AssetCheckSpec(
         "tenant_not_null", asset="raw_events", description="Every event belongs to a tenant."
     ),
+    dg.AssetCheckSpec(
+        "landing_files_readable",
+        asset="raw_events",
+        description="Every landing file of the hour was read whole (a warning: the rest was).",
+    ),
 ]
 
 
@@ -127,6 +132,8 @@ def build_raw_events_asset(partitions_def: dg.HourlyPartitionsDefinition) -> dg.
                 f"{report.rows_written} written, {report.duplicates} duplicates, "
                 f"{report.quarantined} quarantined {report.reasons or ''}"
             )
+            for fault in report.unreadable_files:
+                context.log.warning(f"{partition_key}: {fault.name} not read whole: {fault.reason}")
             with store.local_copy(hourly_key("raw_events", hour)) as path:
                 hour_facts = _hour_facts(pl.scan_parquet(path), hour, hour + timedelta(hours=1))
             for name, value in hour_facts.items():
@@ -137,6 +144,7 @@ def build_raw_events_asset(partitions_def: dg.HourlyPartitionsDefinition) -> dg.
             metadata=_run_metadata(reports, store.uri("raw_events")),
         )
         yield from _checks(facts)
+        yield _readable_check(reports)
 
     return raw_events
 
@@ -151,6 +159,10 @@ def _run_metadata(reports: list[IngestReport], lake_uri: str) -> dict[str, Any]:
         "rows_written": sum(r.rows_written for r in reports),
         "duplicates": sum(r.duplicates for r in reports),
         "quarantined": sum(r.quarantined for r in reports),
+        "unreadable": sum(r.unreadable for r in reports),
+        "unreadable_files": dg.MetadataValue.json(
+            [f.as_dict() for r in reports for f in r.unreadable_files]
+        ),
         "bytes_written": sum(r.bytes_written for r in reports),
         "landing_files": sum(len(r.landing_files) for r in reports),
         "hours": len(reports),
@@ -177,4 +189,16 @@ def _checks(facts: dict[str, int]) -> Iterator[dg.AssetCheckResult]:
         check_name="tenant_not_null",
         passed=facts["null_tenants"] == 0,
         metadata={"rows_without_tenant": facts["null_tenants"]},
+    )
+
+
+def _readable_check(reports: list[IngestReport]) -> dg.AssetCheckResult:
+    """Fails, as a warning, naming each landing file that could not be read whole."""
+    names = [f.name for r in reports for f in r.unreadable_files]
+    return dg.AssetCheckResult(
+        check_name="landing_files_readable",
+        passed=not names,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"not read whole: {', '.join(names)}" if names else None,
+        metadata={"unreadable_files": dg.MetadataValue.json(names)},
     )

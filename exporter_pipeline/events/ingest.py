@@ -3,18 +3,19 @@
 Every record that arrives is accounted for: it is written to the hour's events file,
 dropped as a repeat of an earlier `event_id`, or quarantined with the first reason it
 failed, or, for a user erased earlier, dropped before anything else and kept nowhere.
-`rows_in == rows_written + duplicates + quarantined + erased` always holds.
+Records of a landing file that could not be read whole are counted where the file
+tells how many it holds (`unreadable`); the file itself is named in `unreadable_files`.
+`rows_in == rows_written + duplicates + quarantined + erased + unreadable` always holds.
 """
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Final, TypeVar
@@ -24,18 +25,11 @@ import pyarrow.parquet as pq
 
 from exporter_pipeline.checksums import sha256_of
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.events.landing import landing_format, staged_chunks
-from exporter_pipeline.events.schema import (
-    CONTENT_TYPES,
-    COUNTER_COLUMNS,
-    EVENT_COLUMNS,
-    EVENT_SCHEMA,
-    EVENT_TIME_DTYPE,
-    EVENT_TYPES,
-    FLOAT_COLUMNS,
-    INTEGER_COLUMNS,
-    QUARANTINE_SCHEMA,
-)
+from exporter_pipeline.events.hour_files import HourFiles, SourceChunk, UnreadableFile
+from exporter_pipeline.events.landing_read import LandingLimits
+from exporter_pipeline.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, QUARANTINE_SCHEMA
+from exporter_pipeline.events.validation import classified
+from exporter_pipeline.exports.workdirs import work_folder
 from exporter_pipeline.lake import ROW_GROUP_ROWS, hourly_key, scan_by_row_group
 from exporter_pipeline.privacy.tombstones import erased_pairs, lake_salt, load_tombstones
 from exporter_pipeline.windows import hour_prefix
@@ -46,7 +40,6 @@ _QUARANTINE_ARROW: Final = pl.DataFrame(schema=QUARANTINE_SCHEMA).to_arrow().sch
 INGEST_THREADS: Final = 2
 T = TypeVar("T")
 R = TypeVar("R")
-ISO_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
 
 
 @dataclass
@@ -60,111 +53,14 @@ class IngestReport:
     quarantined: int = 0
     # Records of users erased earlier (right to erasure): dropped, kept nowhere.
     erased: int = 0
+    # Records known to be in landing files that could not be read whole, and not read.
+    unreadable: int = 0
+    unreadable_files: list[UnreadableFile] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     rows_by_tenant: dict[str, int] = field(default_factory=dict)
     bytes_written: int = 0
     # sha256 of the events file: the hour's data version (late data changes it).
     sha256: str = ""
-
-
-def _blank_is_null(name: str) -> pl.Expr:
-    text = pl.col(name).str.strip_chars()
-    return pl.when(text == "").then(None).otherwise(text)
-
-
-def _parsed_event_time() -> pl.Expr:
-    text = _blank_is_null("event_time")
-    epoch_ms = (
-        pl.when(text.str.contains(r"^-?\d+$"))
-        .then(text.cast(pl.Int64, strict=False))
-        .otherwise(None)
-        .cast(pl.Datetime("ms", "UTC"))
-        .cast(EVENT_TIME_DTYPE)
-    )
-    iso = [
-        text.str.to_datetime(fmt, strict=False, time_zone="UTC", time_unit="us")
-        for fmt in ISO_FORMATS
-    ]
-    return pl.coalesce(epoch_ms, *iso)
-
-
-def typed_columns() -> list[pl.Expr]:
-    """Expressions turning staged text columns into the typed event columns."""
-    typed = []
-    for name in EVENT_COLUMNS:
-        if name == "event_time":
-            typed.append(_parsed_event_time().alias(name))
-        elif name in INTEGER_COLUMNS:
-            typed.append(_blank_is_null(name).cast(pl.Int64, strict=False).alias(name))
-        elif name in FLOAT_COLUMNS:
-            typed.append(_blank_is_null(name).cast(pl.Float64, strict=False).alias(name))
-        elif name == "data":
-            typed.append(pl.col(name))
-        else:
-            typed.append(_blank_is_null(name).alias(name))
-    return typed
-
-
-def rejection_reason(hour: datetime) -> pl.Expr:
-    """The first rule a typed record breaks, or null: evaluated on typed + staged columns."""
-    end = hour + timedelta(hours=1)
-    rules: list[tuple[pl.Expr, str | pl.Expr]] = [
-        (pl.col("_decode_reason").is_not_null(), pl.col("_decode_reason")),
-        (pl.col("event_id").is_null(), "missing event_id"),
-        (pl.col("tenant").is_null(), "missing tenant"),
-        (pl.col("_event_time_text").is_null(), "missing event_time"),
-        (pl.col("event_time").is_null(), "unparseable event_time"),
-        (
-            (pl.col("event_time") < hour) | (pl.col("event_time") >= end),
-            "event_time outside partition hour",
-        ),
-        (pl.col("event_type").is_null(), "missing event_type"),
-        (~pl.col("event_type").is_in(EVENT_TYPES), "unknown event_type"),
-    ]
-    for name in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
-        rules.append(
-            (pl.col(name).is_null() & pl.col(f"_{name}_text").is_not_null(), f"invalid {name}")
-        )
-    rules.append(
-        (pl.col("position_s").is_nan() | pl.col("position_s").is_infinite(), "invalid position_s")
-    )
-    for name in COUNTER_COLUMNS:
-        rules.append((pl.col(name) < 0, f"negative {name}"))
-    rules += [
-        (pl.col("position_s") < 0, "negative position_s"),
-        (pl.col("bitrate_kbps") < 0, "negative bitrate_kbps"),
-        (
-            pl.col("content_type").is_not_null() & ~pl.col("content_type").is_in(CONTENT_TYPES),
-            "unknown content_type",
-        ),
-        (
-            pl.col("country").is_not_null() & ~pl.col("country").str.contains(r"^[A-Z]{2}$"),
-            "invalid country",
-        ),
-    ]
-    expr: pl.Expr | None = None
-    for condition, reason in reversed(rules):
-        value = pl.lit(reason) if isinstance(reason, str) else reason
-        expr = (
-            pl.when(condition.fill_null(False)).then(value).otherwise(expr)
-            if expr is not None
-            else pl.when(condition.fill_null(False)).then(value)
-        )
-    assert expr is not None
-    return expr.cast(pl.String)
-
-
-def classified(staged: pl.LazyFrame, hour: datetime) -> pl.LazyFrame:
-    """Staged rows typed, each with `_reason` (null for a valid record)."""
-    originals = [
-        pl.col(n).str.strip_chars().replace("", None).alias(f"_{n}_text")
-        for n in ("event_time", *INTEGER_COLUMNS, *FLOAT_COLUMNS)
-    ]
-    return (
-        staged.with_columns(originals)
-        .with_columns(typed_columns())
-        .with_columns(rejection_reason(hour).alias("_reason"))
-    )
 
 
 class _ErasedUsers:
@@ -203,6 +99,7 @@ class _ErasedUsers:
 
 @dataclass(frozen=True)
 class _ClassifiedChunk:
+    source: str
     rows_in: int
     erased: int
     valid: pl.DataFrame
@@ -210,12 +107,14 @@ class _ClassifiedChunk:
 
 
 def _classify_chunk(
-    decode: Callable[[], pl.DataFrame], hour: datetime, erased_users: _ErasedUsers
+    item: SourceChunk, hour: datetime, erased_users: _ErasedUsers
 ) -> _ClassifiedChunk:
+    source, decode = item
     staged = decode()
     kept = erased_users.drop(staged)
     rows = classified(kept.lazy(), hour).collect(engine="in-memory")
     return _ClassifiedChunk(
+        source=source,
         rows_in=staged.height,
         erased=staged.height - kept.height,
         valid=rows.filter(pl.col("_reason").is_null()).select(EVENT_COLUMNS).cast(EVENT_SCHEMA),
@@ -269,9 +168,7 @@ def _repeated_rows(valid_file: Path, id_hashes: list[pl.Series]) -> pl.Series:
 
 
 def ingest_hour(
-    hour: datetime,
-    landing: Destination,
-    lake: Destination,
+    hour: datetime, landing: Destination, lake: Destination, limits: LandingLimits | None = None
 ) -> IngestReport:
     """Read every landing file of `hour` and (re)write that hour in the lake atomically.
 
@@ -279,24 +176,20 @@ def ingest_hour(
     classified on `INGEST_THREADS` threads (polars and the file reads release the GIL).
     Valid rows are appended to a working file and rejects to the quarantine file, in
     record order; the hour's events file is that working file without repeated event_ids.
+    A file that cannot be read whole is reported in `unreadable_files`, never fatal.
+    The working files live in a run-scoped folder that the next run of the hour removes
+    if this one is killed (`exports/workdirs.py`).
     """
     report = IngestReport(hour=hour)
-    prefix = hour_prefix(hour)
-
-    def chunks() -> Iterator[Callable[[], pl.DataFrame]]:
-        for info in landing.list(prefix):
-            fmt = landing_format(info.key)
-            if fmt is None:
-                report.ignored_files.append(info.key)
-                continue
-            report.landing_files.append(info.key)
-            with landing.local_copy(info.key) as local:
-                yield from staged_chunks(local, info.key, fmt)
-
-    with tempfile.TemporaryDirectory(prefix="exporter-ingest-") as tmp:
-        work = Path(tmp)
+    limits = limits or LandingLimits.from_settings()
+    with work_folder(f"{hour:%Y%m%dT%H}", kind="exporter-ingest") as work:
+        files = HourFiles(landing, hour_prefix(hour), work, limits)
         classify = partial(_classify_chunk, hour=hour, erased_users=_ErasedUsers(lake))
-        valid_count, id_hashes = _stage(chunks(), classify, work, report)
+        valid_count, id_hashes, read_by_source = _stage(files.chunks(), classify, work, report)
+        report.landing_files, report.ignored_files = files.landing_files, files.ignored_files
+        report.unreadable = files.settle(read_by_source)
+        report.unreadable_files = files.unreadable
+        report.rows_in += report.unreadable
         events_file = work / "events.parquet"
         _write_without_repeats(work / "valid.parquet", id_hashes, events_file)
         report.reasons = dict(sorted(report.reasons.items()))
@@ -306,31 +199,44 @@ def ingest_hour(
         report.rows_written = sum(report.rows_by_tenant.values())
         report.duplicates = valid_count - report.rows_written
         assert report.rows_in == (
-            report.rows_written + report.duplicates + report.quarantined + report.erased
+            report.rows_written
+            + report.duplicates
+            + report.quarantined
+            + report.erased
+            + report.unreadable
         )
-
-        # Events first, then quarantine: both keys are replaced whole, never appended to.
-        lake.put_file(events_file, hourly_key("raw_events", hour))
-        report.bytes_written = events_file.stat().st_size
-        report.sha256 = sha256_of(events_file)
-        if report.quarantined:
-            lake.put_file(work / "quarantine.parquet", hourly_key("raw_events_quarantine", hour))
-        else:
-            lake.delete(hourly_key("raw_events_quarantine", hour))
+        _publish(lake, hour, work, report)
     return report
 
 
+def _publish(lake: Destination, hour: datetime, work: Path, report: IngestReport) -> None:
+    """Quarantine first, events last: both keys are replaced whole, never appended to.
+
+    The events file is the hour's commit: its checksum is the data version, and a run
+    killed before it is never materialized; the run that follows rewrites the pair.
+    """
+    if report.quarantined:
+        lake.put_file(work / "quarantine.parquet", hourly_key("raw_events_quarantine", hour))
+    else:
+        lake.delete(hourly_key("raw_events_quarantine", hour))
+    events_file = work / "events.parquet"
+    lake.put_file(events_file, hourly_key("raw_events", hour))
+    report.bytes_written = events_file.stat().st_size
+    report.sha256 = sha256_of(events_file)
+
+
 def _stage(
-    chunks: Iterator[Callable[[], pl.DataFrame]],
-    classify: Callable[[Callable[[], pl.DataFrame]], _ClassifiedChunk],
+    chunks: Iterator[SourceChunk],
+    classify: Callable[[SourceChunk], _ClassifiedChunk],
     work: Path,
     report: IngestReport,
-) -> tuple[int, list[pl.Series]]:
+) -> tuple[int, list[pl.Series], dict[str, int]]:
     """Classify every chunk into `work`/valid.parquet and quarantine.parquet, in record
-    order. Returns the valid rows' count and their event_id hashes (8 bytes a row: what
-    finds repeats in bounded memory)."""
+    order. Returns the valid rows' count, their event_id hashes (8 bytes a row: what
+    finds repeats in bounded memory) and the records read from each landing file."""
     valid_count = 0
     id_hashes: list[pl.Series] = []
+    read_by_source: dict[str, int] = {}
     # Working rows are read back once, right away: fast LZ4 beats small files here.
     # (Parquet, not Arrow IPC: a scan of IPC maps the whole file into memory.)
     with (
@@ -339,6 +245,7 @@ def _stage(
     ):
         for chunk in _in_order(classify, chunks, INGEST_THREADS):
             report.rows_in += chunk.rows_in
+            read_by_source[chunk.source] = read_by_source.get(chunk.source, 0) + chunk.rows_in
             report.erased += chunk.erased
             valid_count += chunk.valid.height
             valid.write_table(chunk.valid.to_arrow())
@@ -347,7 +254,7 @@ def _stage(
                 bad.write_table(chunk.quarantined.to_arrow(), row_group_size=ROW_GROUP_ROWS)
                 for reason, count in chunk.quarantined["reason"].value_counts().iter_rows():
                     report.reasons[reason] = report.reasons.get(reason, 0) + count
-    return valid_count, id_hashes
+    return valid_count, id_hashes, read_by_source
 
 
 def _write_without_repeats(valid_file: Path, id_hashes: list[pl.Series], target: Path) -> None:

@@ -8,23 +8,29 @@ happen afterwards, once, in `ingest.py`, the same way for every format.
 
 from __future__ import annotations
 
-import gzip
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import orjson
 import polars as pl
 
+from exporter_pipeline.events.landing_read import (
+    TOO_LARGE_PREFIX_BYTES,
+    LandingLimits,
+    LineChunk,
+    line_chunks,
+)
 from exporter_pipeline.events.schema import EVENT_COLUMNS
 
 LANDING_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".csv", ".parquet")
-# Bytes of a JSON Lines file decoded at a time: bounds memory whatever the file's size.
-DECODE_CHUNK_BYTES: Final = 16 * 1024 * 1024
+# The caps when a caller gives none (tests, the reference decoder); ingest reads settings.
+DEFAULT_LIMITS: Final = LandingLimits()
+# The reason of a record longer than EXPORTER_MAX_RECORD_BYTES.
+TOO_LARGE: Final = "record too large"
 # Rows of a CSV or Parquet landing file decoded at a time.
 TABULAR_CHUNK_ROWS: Final = 65_536
 # A run of lines polars refuses is halved down to this many, then decoded one by one.
@@ -78,45 +84,18 @@ def _as_text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
-def _open_text(path: Path) -> IO[bytes]:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]  # GzipFile is a binary IO
-    return open(path, "rb")
-
-
-@dataclass(frozen=True)
-class _LineChunk:
-    """Consecutive whole lines of a file: as read, and split (without their newline)."""
-
-    text: bytes
-    lines: list[bytes]
-    first: int  # line number of lines[0]
-
-    def numbers(self, rows: list[int]) -> list[int]:
-        return [self.first + row for row in rows]
-
-
-def _line_chunks(path: Path) -> Iterator[_LineChunk]:
-    """The file's lines, about `DECODE_CHUNK_BYTES` at a time."""
-    first = 1
-    with _open_text(path) as handle:
-        while text := handle.read(DECODE_CHUNK_BYTES):
-            if not text.endswith(b"\n"):
-                text += handle.readline()
-            lines = text.split(b"\n")
-            if text.endswith(b"\n"):
-                lines.pop()
-            yield _LineChunk(text, lines, first)
-            first += len(lines)
-
-
 def _data_texts(raw: pl.Series) -> pl.Series:
     """The `data` object of each (valid JSON) line as compact JSON text."""
     return raw.str.json_path_match("$.data")
 
 
-def _one_by_one(lines: list[bytes], numbers: list[int], source: str) -> pl.DataFrame:
-    """Staged rows decoded record by record: every way a line can be broken gets its reason."""
+def _one_by_one(
+    lines: list[bytes], numbers: list[int], source: str, limit: int | None = None
+) -> pl.DataFrame:
+    """Staged rows decoded record by record: every way a line can be broken gets its reason.
+
+    A line longer than `limit` bytes is not parsed: its first bytes are kept, as too large.
+    """
     columns: dict[str, list[Any]] = {name: [] for name in STAGED_SCHEMA.names()}
     with_data = []
     for line, number in zip(lines, numbers, strict=True):
@@ -126,10 +105,13 @@ def _one_by_one(lines: list[bytes], numbers: list[int], source: str) -> pl.DataF
             continue
         reason = None
         record: Any = None
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            reason = "malformed JSON"
+        if limit is not None and len(line) > limit:
+            line, reason = line[:TOO_LARGE_PREFIX_BYTES], TOO_LARGE
+        else:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                reason = "malformed JSON"
         if reason is None and not isinstance(record, dict):
             reason = "record is not a JSON object"
         fields = record if reason is None else {}
@@ -156,7 +138,7 @@ def _one_by_one(lines: list[bytes], numbers: list[int], source: str) -> pl.DataF
 
 
 def _fast(
-    text: bytes, rows: pl.Series, raw: pl.Series, first: int, source: str
+    text: bytes, rows: pl.Series, raw: pl.Series, chunk: LineChunk, source: str
 ) -> pl.DataFrame | None:
     """Staged rows of `rows` (whose lines joined are `text`) decoded by polars in one pass,
     or None when polars refuses a line.
@@ -177,26 +159,31 @@ def _fast(
     return fields.with_columns(
         data,
         pl.lit(source).alias("_source"),
-        (rows.cast(pl.Int64) + first).alias("_record"),
+        chunk.number_series(rows).alias("_record"),
         raw,
         pl.lit(None, pl.String).alias("_decode_reason"),
     )
 
 
-def _decoded(chunk: _LineChunk, source: str) -> pl.DataFrame:
+def _decoded(chunk: LineChunk, source: str) -> pl.DataFrame:
     """Staged rows of one chunk of lines, in line order.
 
     Polars decodes the lines that look like JSON objects, in one pass; a run of lines it
     refuses is halved until the broken ones are found. Lines that are not objects, hold
     a nested value in an event field, or that polars refuses are decoded one by one.
     """
-    lines = chunk.lines
+    lines, limit = chunk.lines, chunk.max_record_bytes
+    if chunk.too_large:  # `lines` holds the first bytes of one record, the rest was skipped
+        return _one_by_one(lines, chunk.numbers([0]), source, limit=0)
     try:
         raw = pl.Series("_raw", lines, dtype=pl.Binary).cast(pl.String).str.strip_chars_end("\r\n")
     except pl.exceptions.PolarsError:  # a line is not UTF-8: Python decodes with replacement
-        return _one_by_one(lines, chunk.numbers(list(range(len(lines)))), source)
+        return _one_by_one(lines, chunk.numbers(list(range(len(lines)))), source, limit)
     trimmed = raw.str.strip_chars(" \t")
-    looks_like_object = (trimmed.str.starts_with("{") & trimmed.str.ends_with("}")).fill_null(False)
+    # Lines longer than the limit go one by one, where they are quarantined unparsed.
+    looks_like_object = (
+        trimmed.str.starts_with("{") & trimmed.str.ends_with("}") & (raw.str.len_bytes() <= limit)
+    ).fill_null(False)
     candidates = looks_like_object.arg_true()
     rest: list[int] = (~looks_like_object).arg_true().to_list()
     frames = []
@@ -204,10 +191,10 @@ def _decoded(chunk: _LineChunk, source: str) -> pl.DataFrame:
     while pending:
         rows = pending.pop()
         if len(rows) == len(lines):
-            frame = _fast(chunk.text, rows, raw, chunk.first, source)
+            frame = _fast(chunk.text, rows, raw, chunk, source)
         else:
             text = b"\n".join([lines[row] for row in rows.to_list()])
-            frame = _fast(text, rows, raw.gather(rows), chunk.first, source)
+            frame = _fast(text, rows, raw.gather(rows), chunk, source)
         if frame is None:
             if len(rows) <= _ONE_BY_ONE_LINES:
                 rest += rows.to_list()
@@ -226,22 +213,27 @@ def _decoded(chunk: _LineChunk, source: str) -> pl.DataFrame:
             frame = frame.filter(~nested)
         frames.append(frame)
     if rest:
-        frames.append(_one_by_one([lines[row] for row in rest], chunk.numbers(rest), source))
+        frames.append(_one_by_one([lines[row] for row in rest], chunk.numbers(rest), source, limit))
     if len(frames) == 1:
         return frames[0]
     return pl.concat(frames).sort("_record")
 
 
-def jsonl_frames(path: Path, source: str) -> Iterator[pl.DataFrame]:
+def jsonl_frames(
+    path: Path, source: str, limits: LandingLimits = DEFAULT_LIMITS
+) -> Iterator[pl.DataFrame]:
     """Staged rows of a JSON Lines file, one frame per chunk, in line order."""
-    for chunk in _line_chunks(path):
+    for chunk in line_chunks(path, limits):
         yield _decoded(chunk, source)
 
 
-def jsonl_frames_one_by_one(path: Path, source: str) -> Iterator[pl.DataFrame]:
+def jsonl_frames_one_by_one(
+    path: Path, source: str, limits: LandingLimits = DEFAULT_LIMITS
+) -> Iterator[pl.DataFrame]:
     """The same rows as `jsonl_frames`, every record decoded in Python (the reference)."""
-    for chunk in _line_chunks(path):
-        yield _one_by_one(chunk.lines, chunk.numbers(list(range(len(chunk.lines)))), source)
+    for chunk in line_chunks(path, limits):
+        limit = 0 if chunk.too_large else chunk.max_record_bytes
+        yield _one_by_one(chunk.lines, chunk.numbers(list(range(len(chunk.lines)))), source, limit)
 
 
 def _data_reason(text: str | None) -> str | None:
@@ -287,14 +279,16 @@ def _tabular_lazy(frame: pl.LazyFrame, source: str) -> pl.LazyFrame:
     )
 
 
-def staged_chunks(path: Path, source: str, fmt: str) -> Iterator[Callable[[], pl.DataFrame]]:
+def staged_chunks(
+    path: Path, source: str, fmt: str, limits: LandingLimits = DEFAULT_LIMITS
+) -> Iterator[Callable[[], pl.DataFrame]]:
     """One landing file as bounded chunks of staged rows, in record order.
 
     Each item decodes its chunk when called, so callers can decode chunks in parallel
     while the file is read in order.
     """
     if fmt == "jsonl":
-        for chunk in _line_chunks(path):
+        for chunk in line_chunks(path, limits):
             yield partial(_decoded, chunk, source)
         return
     if fmt == "csv":

@@ -33,12 +33,12 @@ LOCK_NAME: Final = ".lock"
 _SUFFIX: Final = r"-[0-9a-f]{16}"
 
 
-def _prefix(export: str) -> str:
-    return f"export-{export}-"
+def _prefix(export: str, kind: str = "export") -> str:
+    return f"{kind}-{export}-"
 
 
-def _is_folder_of(export: str, name: str) -> bool:
-    return re.fullmatch(re.escape(f"export-{export}") + _SUFFIX, name) is not None
+def _is_folder_of(export: str, name: str, kind: str = "export") -> bool:
+    return re.fullmatch(re.escape(f"{kind}-{export}") + _SUFFIX, name) is not None
 
 
 def _try_lock(path: Path) -> int | None:
@@ -55,11 +55,11 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def remove_dead_folders(export: str, base: Path) -> list[Path]:
+def remove_dead_folders(export: str, base: Path, kind: str = "export") -> list[Path]:
     """Remove the work folders of `export` under `base` that no live process holds."""
     removed = []
-    for folder in sorted(base.glob(f"{_prefix(export)}*")):
-        if not _is_folder_of(export, folder.name) or not folder.is_dir():
+    for folder in sorted(base.glob(f"{_prefix(export, kind)}*")):
+        if not _is_folder_of(export, folder.name, kind) or not folder.is_dir():
             continue
         fd = _try_lock(folder / LOCK_NAME)
         if fd is None:
@@ -74,13 +74,14 @@ def remove_dead_folders(export: str, base: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def work_folder(export: str, base: Path | None = None) -> Iterator[Path]:
+def work_folder(export: str, base: Path | None = None, kind: str = "export") -> Iterator[Path]:
     """A fresh work folder of `export`, locked for the life of the block, removed after.
 
     Making it first removes the folders of the same export that dead processes left.
+    `kind` names other users of the same scheme (`exporter-ingest`: one hour's ingest).
     """
     base = Path(base or tempfile.gettempdir())
-    name = f"{_prefix(export)}{secrets.token_hex(8)}"
+    name = f"{_prefix(export, kind)}{secrets.token_hex(8)}"
     staging = base / f".{name}.new"  # no sweep matches this name
     staging.mkdir(mode=0o700)
     fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -88,7 +89,7 @@ def work_folder(export: str, base: Path | None = None) -> Iterator[Path]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: never blocks
         folder = base / name
         staging.rename(folder)
-        remove_dead_folders(export, base)
+        remove_dead_folders(export, base, kind)
         try:
             yield folder
         finally:

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from exporter_pipeline.events import landing
+from exporter_pipeline.events import landing, landing_read
 from exporter_pipeline.events.simulate import tenant_hour_records
 from exporter_pipeline_tests.events.test_ingest import HOUR, event
 
@@ -120,7 +120,7 @@ def test_odd_lines_stage_the_same_rows_either_way(tmp_path: Path) -> None:
 def test_simulated_hour_with_broken_lines_stages_the_same_rows_either_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int, count: int, malformed: float
 ) -> None:
-    monkeypatch.setattr(landing, "DECODE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(landing_read, "DECODE_CHUNK_BYTES", chunk_bytes)
     records = [r for _, r in tenant_hour_records("acme", HOUR, count, 11, malformed, 0.01)]
     assert sum(isinstance(r, str) for r in records) >= 5  # broken lines to find
     path = tmp_path / "hour.jsonl.gz"

@@ -92,6 +92,7 @@ def test_lake_on_s3_range_run_with_checks(s3_env: S3Server, landing: Path) -> No
         "unique_event_id": True,
         "event_time_inside_hour": True,
         "tenant_not_null": True,
+        "landing_files_readable": True,
     }
 
     keys = sorted(o["Key"] for o in s3_env.client().list_objects_v2(Bucket=bucket)["Contents"])
