@@ -30,8 +30,11 @@ _READ_BYTES: Final = 1024 * 1024
 TOO_LARGE_PREFIX_BYTES: Final = 1024
 _BOM: Final = b"\xef\xbb\xbf"
 _TRUNCATED: Final = "compressed file ended before the end-of-stream marker was reached"
-# A newline followed by one or more blank (or whitespace-only) lines.
-_BLANK_RUN: Final = re.compile(rb"\n(?:[ \t\r]*\n)+")
+# From a newline to the last newline after it with only whitespace between: the lines
+# in between are blank. (One character class: a repeated group costs memory per repeat.)
+_BLANK_RUN: Final = re.compile(rb"\n[\n \t\r]*\n")
+# Compressed bytes fed to zlib at a time: what is left over is copied on every call.
+_INFLATE_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def _gunzip(raw: IO[bytes]) -> Iterator[bytes]:
     pending = b""
     while True:
         if not pending:
-            pending = raw.read(step)
+            pending = raw.read(_INFLATE_BYTES)
             if not pending:
                 if not member.eof:
                     raise FileFault(f"truncated: {_TRUNCATED}")

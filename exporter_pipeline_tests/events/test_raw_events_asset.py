@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs.resources import LakeResource
@@ -145,3 +146,33 @@ def test_definitions_load_with_default_settings() -> None:
     lake = defs.resources["lake"]
     assert isinstance(lake, LakeResource)
     assert (lake.landing_url, lake.lake_url) == ("./data/landing", "./data/lake")
+
+
+@pytest.mark.servers  # a whole Dagster job, on local folders
+def test_an_unreadable_landing_file_warns_by_name_and_the_hour_succeeds(tmp_path: Path) -> None:
+    simulate(tmp_path / "landing", ["acme"], HOUR, HOUR + timedelta(hours=1), 300, seed=4)
+    hour_dir = tmp_path / "landing" / "dt=2026-10-01" / "hour=05"
+    (hour_dir / "zz-empty.csv").write_bytes(b"")
+    settings = settings_for(str(tmp_path / "landing"), str(tmp_path / "lake"))
+
+    result = run(settings, HOUR, HOUR)
+
+    assert result.success
+    meta = materialization(result, "raw_events")
+    assert meta["unreadable_files"] == [
+        {
+            "name": "dt=2026-10-01/hour=05/zz-empty.csv",
+            "reason": "NoDataError: empty CSV",
+            "records_read": 0,
+            "records_unread": 0,
+        }
+    ]
+    assert meta["rows_in"] == 300 and meta["unreadable"] == 0
+    assert meta["rows_in"] == meta["rows_written"] + meta["duplicates"] + meta["quarantined"]
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    readable = checks["landing_files_readable"]
+    assert not readable.passed
+    assert readable.severity == dg.AssetCheckSeverity.WARN
+    assert readable.description == "not read whole: dt=2026-10-01/hour=05/zz-empty.csv"
+    events = pl.read_parquet(tmp_path / "lake" / hourly_key("raw_events", HOUR))
+    assert events.height == meta["rows_written"] > 0
