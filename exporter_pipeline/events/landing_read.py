@@ -184,20 +184,19 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
     limit = limits.max_record_bytes
     buffer = bytearray()
     first = 1
-    skipped: list[int] | None = None  # [bytes seen] of a too-large record being skipped
+    skipping = False  # inside a too-large record: its bytes pass unheld up to its newline
     prefix = b""
     pieces = _pieces(path, limits)
     try:
         for number, piece in enumerate(pieces):
             if number == 0 and piece.startswith(_BOM):
                 piece = piece[len(_BOM) :]
-            if skipped is not None:
+            if skipping:
                 end = piece.find(b"\n")
-                skipped[0] += len(piece) if end < 0 else end
                 if end < 0:
                     continue
                 yield LineChunk(prefix, [prefix], first, limit, too_large=True)
-                first, skipped, piece = first + 1, None, piece[end + 1 :]
+                first, skipping, piece = first + 1, False, piece[end + 1 :]
             buffer += piece
             partial = len(buffer) - 1 - buffer.rfind(b"\n")
             if partial > limit:
@@ -207,11 +206,7 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
                     chunk = _chunk(whole, first, limit)
                     first += chunk.line_count
                     yield chunk
-                prefix, skipped, buffer = (
-                    bytes(rest[:TOO_LARGE_PREFIX_BYTES]),
-                    [partial],
-                    bytearray(),
-                )
+                prefix, skipping, buffer = bytes(rest[:TOO_LARGE_PREFIX_BYTES]), True, bytearray()
             elif len(buffer) >= DECODE_CHUNK_BYTES:
                 chunk = _chunk(bytes(buffer[: len(buffer) - partial]), first, limit)
                 first += chunk.line_count
@@ -219,11 +214,11 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
                 yield chunk
     except FileFault as fault:
         yield from _before_fault(buffer, first, limit)
-        if skipped is not None:
+        if skipping:
             yield LineChunk(prefix, [prefix], first, limit, too_large=True)
         fault.unread = 1 if buffer.rfind(b"\n") < len(buffer) - 1 else 0
         raise
-    if skipped is not None:
+    if skipping:
         yield LineChunk(prefix, [prefix], first, limit, too_large=True)
     elif buffer:
         yield _chunk(bytes(buffer), first, limit)
