@@ -36,6 +36,9 @@ from exporter_pipeline.windows import hour_prefix
 
 _EVENT_ARROW: Final = pl.DataFrame(schema=EVENT_SCHEMA).to_arrow().schema
 _QUARANTINE_ARROW: Final = pl.DataFrame(schema=QUARANTINE_SCHEMA).to_arrow().schema
+# Parquet key-value metadata of an hour's events file: the sha256 of the quarantine file
+# written with it ("" when none was), so the pair can be checked (`quarantine_matches`).
+QUARANTINE_SHA256_KEY: Final = "exporter.quarantine_sha256"
 # Chunks decoded and classified at once: one per core of the 2-core machines we run on.
 INGEST_THREADS: Final = 2
 T = TypeVar("T")
@@ -191,9 +194,12 @@ def ingest_hour(
         report.unreadable_files = files.unreadable
         report.rows_in += report.unreadable
         events_file = work / "events.parquet"
-        _write_without_repeats(work / "valid.parquet", id_hashes, events_file)
         report.reasons = dict(sorted(report.reasons.items()))
         report.quarantined = sum(report.reasons.values())
+        quarantine = sha256_of(work / "quarantine.parquet") if report.quarantined else ""
+        _write_without_repeats(
+            work / "valid.parquet", id_hashes, events_file, {QUARANTINE_SHA256_KEY: quarantine}
+        )
         by_tenant = pl.scan_parquet(events_file).group_by("tenant").len().sort("tenant").collect()
         report.rows_by_tenant = dict(zip(by_tenant["tenant"], by_tenant["len"], strict=True))
         report.rows_written = sum(report.rows_by_tenant.values())
@@ -257,7 +263,9 @@ def _stage(
     return valid_count, id_hashes, read_by_source
 
 
-def _write_without_repeats(valid_file: Path, id_hashes: list[pl.Series], target: Path) -> None:
+def _write_without_repeats(
+    valid_file: Path, id_hashes: list[pl.Series], target: Path, metadata: dict[str, str]
+) -> None:
     """The valid rows, each event_id's first occurrence only, streamed to `target`."""
     repeats = _repeated_rows(valid_file, id_hashes)
     events = scan_by_row_group(valid_file)
@@ -267,4 +275,15 @@ def _write_without_repeats(valid_file: Path, id_hashes: list[pl.Series], target:
             .filter(~pl.col("_row").is_in(repeats.implode()))
             .drop("_row")
         )
-    events.sink_parquet(target, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+    events.sink_parquet(
+        target, row_group_size=ROW_GROUP_ROWS, compression="zstd", metadata=metadata
+    )
+
+
+def quarantine_matches(events_file: Path, quarantine_file: Path | None) -> bool:
+    """Whether an hour's quarantine file (None: there is none) is the one its events file
+    was written with. The two are published one after the other; a run killed between
+    them leaves a pair that does not match until the next run of the hour rewrites both."""
+    written = pq.read_metadata(events_file).metadata or {}
+    expected = written.get(QUARANTINE_SHA256_KEY.encode(), b"").decode()
+    return expected == (sha256_of(quarantine_file) if quarantine_file else "")

@@ -13,15 +13,15 @@ import tempfile
 import zlib
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from exporter_pipeline.destinations import destination_from_url
-from exporter_pipeline.events.ingest import IngestReport, ingest_hour
+from exporter_pipeline.events.ingest import IngestReport, ingest_hour, quarantine_matches
 from exporter_pipeline.events.landing_read import LandingLimits
 from exporter_pipeline.exports.workdirs import LOCK_NAME
+from exporter_pipeline.lake import hourly_key
 from exporter_pipeline_tests.events.test_ingest import (
     HOUR,
     HOUR_DIR,
@@ -228,18 +228,39 @@ def test_a_dead_ingest_folder_of_the_hour_is_removed_and_none_left(
     assert sorted(os.listdir(temp)) == [other_hour.name]
 
 
-def test_events_and_quarantine_are_written_quarantine_first(tmp_path: Path) -> None:
-    write_jsonl(landing_dir(tmp_path) / "a.jsonl", [event("e"), "bad"])
+def test_a_run_killed_between_quarantine_and_events_is_seen_and_mended(
+    tmp_path: Path,
+) -> None:
+    folder = landing_dir(tmp_path)
+    write_jsonl(folder / "a.jsonl", [event("e1"), "bad"])
+    landing = destination_from_url(str(tmp_path / "landing"))
     lake = destination_from_url(str(tmp_path / "lake"))
-    puts: list[str] = []
+    events_file = tmp_path / "lake" / hourly_key("raw_events", HOUR)
+    quarantine_file = tmp_path / "lake" / hourly_key("raw_events_quarantine", HOUR)
+    ingest_hour(HOUR, landing, lake)
+    assert quarantine_matches(events_file, quarantine_file)
+    first_events = events_file.read_bytes()
+
+    # Late data; the run dies as it publishes the events file (after the quarantine).
+    write_jsonl(folder / "b.jsonl", [event("e2"), "worse"])
     put_file = lake.put_file
 
-    def recording(path: Path, key: str) -> None:
-        puts.append(key)
+    def dies_at_events(path: Path, key: str) -> None:
+        if key == hourly_key("raw_events", HOUR):
+            raise KeyboardInterrupt("killed")  # not an Exception: nothing may catch it
         put_file(path, key)
 
-    lake.put_file = recording  # type: ignore[method-assign]  # records the order only
-    ingest_hour(HOUR, destination_from_url(str(tmp_path / "landing")), lake)
+    lake.put_file = dies_at_events  # type: ignore[method-assign]  # the kill, at one point
+    with pytest.raises(KeyboardInterrupt):
+        ingest_hour(HOUR, landing, lake)
+    assert events_file.read_bytes() == first_events
+    assert read_quarantine(tmp_path / "lake")["record"].to_list() == ["bad", "worse"]
+    assert not quarantine_matches(events_file, quarantine_file)
 
-    assert [key.split("/")[0] for key in puts] == ["raw_events_quarantine", "raw_events"]
-    assert pl.read_parquet(tmp_path / "lake" / puts[1])["event_id"].to_list() == ["e"]
+    lake.put_file = put_file  # type: ignore[method-assign]
+    report = ingest_hour(HOUR, landing, lake)
+
+    assert (report.rows_written, report.quarantined) == (2, 2)
+    assert quarantine_matches(events_file, quarantine_file)
+    assert not quarantine_matches(events_file, None)
+    assert read_events(tmp_path / "lake")["event_id"].to_list() == ["e1", "e2"]
