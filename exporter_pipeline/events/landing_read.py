@@ -33,6 +33,8 @@ _TRUNCATED: Final = "compressed file ended before the end-of-stream marker was r
 # From a newline to the last newline after it with only whitespace between: the lines
 # in between are blank. (One character class: a repeated group costs memory per repeat.)
 _BLANK_RUN: Final = re.compile(rb"\n[\n \t\r]*\n")
+# Text with more lines than one per this many bytes has its blank runs collapsed.
+_SHORT_LINE_BYTES: Final = 32
 # Compressed bytes fed to zlib at a time: what is left over is copied on every call.
 _INFLATE_BYTES: Final = 64 * 1024
 
@@ -100,7 +102,10 @@ class LineChunk:
 def _chunk(text: bytes, first: int, limit: int) -> LineChunk:
     """Whole lines (the last may lack its newline) as a chunk, blank runs collapsed."""
     gaps: list[tuple[int, int]] = []
-    if b"\n\n" in text or b"\n\r\n" in text:
+    # Only text of short lines on average is searched for blank runs (events run to
+    # hundreds of bytes): one count is cheaper than the search, which costs when it finds
+    # nothing; short lines that are not blank stay few enough to split.
+    if text.count(b"\n") > len(text) // _SHORT_LINE_BYTES:
         pieces, start, lines_before = [], 0, 0
         for run in _BLANK_RUN.finditer(text):
             pieces.append(text[start : run.start() + 1])
@@ -201,14 +206,14 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
             partial = len(buffer) - 1 - buffer.rfind(b"\n")
             if partial > limit:
                 # The last line is too long to hold: yield the lines before it, skip it.
-                whole, rest = bytes(buffer[: len(buffer) - partial]), buffer[-partial:]
+                whole, rest = _head(buffer, len(buffer) - partial), buffer[-partial:]
                 if whole:
                     chunk = _chunk(whole, first, limit)
                     first += chunk.line_count
                     yield chunk
                 prefix, skipping, buffer = bytes(rest[:TOO_LARGE_PREFIX_BYTES]), True, bytearray()
             elif len(buffer) >= DECODE_CHUNK_BYTES:
-                chunk = _chunk(bytes(buffer[: len(buffer) - partial]), first, limit)
+                chunk = _chunk(_head(buffer, len(buffer) - partial), first, limit)
                 first += chunk.line_count
                 buffer = buffer[len(buffer) - partial :]
                 yield chunk
@@ -222,6 +227,12 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
         yield LineChunk(prefix, [prefix], first, limit, too_large=True)
     elif buffer:
         yield _chunk(bytes(buffer), first, limit)
+
+
+def _head(buffer: bytearray, end: int) -> bytes:
+    """`buffer[:end]` as bytes, copied once (a slice of a bytearray is a copy already)."""
+    with memoryview(buffer) as view:
+        return bytes(view[:end])
 
 
 def _before_fault(buffer: bytearray, first: int, limit: int) -> Iterator[LineChunk]:

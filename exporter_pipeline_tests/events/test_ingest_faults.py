@@ -13,13 +13,15 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from exporter_pipeline.destinations import destination_from_url
 from exporter_pipeline.events.ingest import IngestReport, ingest_hour, quarantine_matches
-from exporter_pipeline.events.landing_read import LandingLimits
+from exporter_pipeline.events.landing import jsonl_frames
+from exporter_pipeline.events.landing_read import LandingLimits, line_chunks
 from exporter_pipeline.exports.workdirs import LOCK_NAME
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline_tests.events.test_ingest import (
@@ -196,6 +198,22 @@ def test_blank_line_runs_keep_record_numbers(tmp_path: Path) -> None:
 
     assert (report.rows_in, report.rows_written, report.reasons) == (2, 1, {"malformed JSON": 1})
     assert read_quarantine(tmp_path / "lake")["record_number"].to_list() == [10]
+
+
+def test_blank_runs_are_collapsed_before_the_split(tmp_path: Path) -> None:
+    path = tmp_path / "blank.jsonl"
+    one, two = json.dumps(event("one")), json.dumps(event("two"))
+    path.write_text("\n" * 1000 + one + "\n" + " \n" * 1000 + two + "\n\n")
+
+    [chunk] = line_chunks(path, LandingLimits())
+
+    assert len(chunk.lines) == 3  # the first run's blank line and the two records
+    assert chunk.line_count == 2003
+    rows = pl.concat(jsonl_frames(path, "blank.jsonl"))
+    assert list(zip(rows["event_id"], rows["_record"], strict=True)) == [
+        ("one", 1001),
+        ("two", 2002),
+    ]
 
 
 def test_a_byte_order_mark_is_not_a_record(tmp_path: Path) -> None:
