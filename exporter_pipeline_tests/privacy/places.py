@@ -184,14 +184,17 @@ class Places:
 
     def add_hour(self, hour: datetime) -> None:
         """One more simulated hour in the lake (raw, quarantine, derived)."""
-        landing = self.lake.root.parent / "landing-extra"
-        simulate(landing, ["acme", "globex"], hour, hour + timedelta(hours=1), 100, seed=5)
-        ingest_hour(hour, destination_from_url(str(landing)), self.lake.store)
+        simulate(self.landing, ["acme", "globex"], hour, hour + timedelta(hours=1), 100, seed=5)
+        ingest_hour(hour, destination_from_url(str(self.landing)), self.lake.store)
         raw = pl.scan_parquet(self.lake.root / hourly_key("raw_events", hour))
         for name, transform in DERIVED.items():
             work = self.lake.root.parent / f"work-{name}-{hour:%Y%m%d%H}"
             work.mkdir()
             write_hourly(self.lake.store, name, hour, transform(raw), work)
+
+    def lake_keys(self) -> set[str]:
+        root = self.lake.root
+        return {p.relative_to(root).as_posix() for p in root.rglob("*.parquet")}
 
 
 def busiest_user(places: Places, tenant: str, rank: int = 0) -> str:
