@@ -2,19 +2,26 @@
 
 1. A tombstone is recorded first, so landing files that arrive for the user from now on
    are dropped at ingest (also when an hour is re-ingested).
-2. Every raw hour holding the user is rewritten without the user's rows, atomically per
-   hour; so are its quarantine file (records are matched on their tenant and user_id),
-   and the hour's derived data sets are recomputed from the rewritten raw hour.
+2. Every lake hour holding the user is rewritten without the user's rows, atomically per
+   hour; so is its quarantine file, and the hour's derived data sets are recomputed from
+   the rewritten raw hour. A quarantined record (the raw record as it landed, plus its
+   reason) is the user's when its `user_id` is theirs and its `tenant` is theirs, missing
+   or blank (a record rejected for "missing tenant" can only be the asking tenant's);
+   a malformed record, which has no fields, when its text holds the user id as a JSON
+   string and either the tenant as one or no `"tenant"` key at all.
 3. Export windows of the tenant's exports to *managed* outputs that hold an affected
    hour and were exported before (a manifest exists) are exported again, which replaces
    their files and manifest (and so re-delivers them).
-4. An audit entry records who asked, when, the partitions touched and the rows removed;
-   it names the subject only by its salted hash.
+4. In every managed output the tenant may use, what nothing regenerates is found by its
+   manifests (`published.py`): the tenant's on-demand tasks are rewritten without the
+   user's rows, and the user's own data exports are removed.
+5. An audit entry records who asked, when, the partitions touched and the rows removed
+   from each place; it names the subject only by its salted hash.
 
-Not reached (and listed in the audit entry): files already delivered to outputs we do
-not manage, copies receivers made of them, and the landing files themselves, which are
-kept until retention removes them (their records are dropped by the tombstone whenever
-they are read).
+Not reached (and listed in the audit entry): an export whose files have no column naming
+the user, outputs we do not manage, copies receivers made of delivered files, and the
+landing files themselves, which are kept until retention removes them (their records are
+dropped by the tombstone whenever they are read).
 """
 
 from __future__ import annotations
@@ -287,8 +294,10 @@ def erase_from_published(
                         log(f"removed the user's data export {where}")
                     continue
                 gone = rewrite_without_user(destination, item, user_id)
-            except FileNotFoundError as missing:
-                report.not_reached.append(f"export {manifest.export} ({where}): {missing}")
+            except FileNotFoundError:
+                report.not_reached.append(
+                    f"export {manifest.export} ({where}): a file it lists is missing"
+                )
                 continue
             if gone is None:
                 report.not_reached.append(

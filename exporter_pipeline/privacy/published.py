@@ -12,13 +12,15 @@ then the manifest with the new rows, bytes and sha256, last, as an execution doe
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final, cast
 
 import orjson
 import polars as pl
@@ -181,12 +183,23 @@ def _user_field(columns: list[str]) -> str | None:
     return next((c for c in USER_FIELDS if c in columns), None)
 
 
-def _open_text(path: Path, compression: str | None, mode: str) -> AbstractContextManager[IO[bytes]]:
-    if compression == "gzip":
-        return gzip.open(path, mode)  # type: ignore[return-value]  # binary mode: IO[bytes]
-    if compression == "zstd":
-        return zstandard.open(path, mode)  # type: ignore[no-any-return]  # binary mode
-    return path.open(mode)  # type: ignore[return-value]  # binary mode: IO[bytes]
+@contextmanager
+def _open_text(path: Path, compression: str | None, mode: str) -> Iterator[IO[bytes]]:
+    """A JSON Lines file as bytes, read line by line or written, through its compression."""
+    with contextlib.ExitStack() as stack:
+        if compression == "gzip":
+            stream: Any = stack.enter_context(gzip.open(path, mode))
+        elif compression == "zstd" and mode == "rb":
+            raw = stack.enter_context(path.open("rb"))
+            # The zstandard reader does not read lines itself: buffered, it does.
+            reader = stack.enter_context(zstandard.ZstdDecompressor().stream_reader(raw))
+            stream = io.BufferedReader(reader)
+        elif compression == "zstd":
+            sink = stack.enter_context(path.open("wb"))
+            stream = stack.enter_context(zstandard.ZstdCompressor().stream_writer(sink))
+        else:
+            stream = stack.enter_context(path.open(mode))
+        yield cast(IO[bytes], stream)
 
 
 def _batches(source: IO[bytes]) -> Iterator[list[bytes]]:
