@@ -9,10 +9,11 @@ from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.outputs import named
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.privacy.erasure import erase_user
+from exporter_pipeline.privacy.published import PublishedIn
 from exporter_pipeline.privacy.retention import RetentionPolicy, apply_retention, plan_retention
 from exporter_pipeline.privacy.user_export import export_user
 from exporter_pipeline.settings import Settings
-from exporter_pipeline.shards import Shard, holds_lake, wrong_location
+from exporter_pipeline.shards import Shard, holds, holds_lake, wrong_location
 
 
 class UserDataExportConfig(dg.Config):
@@ -114,6 +115,7 @@ def build_erase_job(
             outputs=output_of,
             run_id=context.run_id,
             log=context.log.info,
+            published=tenant_outputs(outputs, config.tenant),
         )
         # Metadata names no personal data: partitions, counts and the audit entry only.
         return dg.Output(
@@ -122,6 +124,8 @@ def build_erase_job(
                 "partitions": len(report.hours),
                 "rows_removed": dg.MetadataValue.json(report.rows_removed),
                 "exports_regenerated": dg.MetadataValue.json(report.exports_regenerated),
+                "exports_rewritten": dg.MetadataValue.json(report.exports_rewritten),
+                "user_exports_removed": dg.MetadataValue.json(report.user_exports_removed),
                 "not_reached": dg.MetadataValue.json(report.not_reached),
                 "audit": report.audit_key,
             },
@@ -138,8 +142,30 @@ def build_erase_job(
     return erase_user_job
 
 
+def tenant_outputs(outputs: OutputsResource, tenant: str) -> PublishedIn:
+    """The outputs `tenant` may use (its own and the operator's): managed ones opened."""
+    usable = {n: o for n, o in outputs.outputs().items() if o.tenant in (None, tenant)}
+    return PublishedIn(
+        managed={n: outputs.destination(n) for n, o in sorted(usable.items()) if o.managed},
+        unmanaged=sorted(n for n, o in usable.items() if not o.managed),
+    )
+
+
+def managed_outputs(
+    outputs: OutputsResource, exports: list[ExportDefinition], shard: Shard | None
+) -> dict[str, tuple[Destination, list[str]]]:
+    """Every managed output this location's tenants may use, with the paths its
+    definition exports write there (on-demand tasks and user exports may be anywhere)."""
+    managed: dict[str, tuple[Destination, list[str]]] = {}
+    for name, output in sorted(outputs.outputs().items()):
+        if output.managed and (output.tenant is None or holds(shard, output.tenant)):
+            paths = [e.output.path for e in exports if e.output.name == name]
+            managed[name] = (outputs.destination(name), paths)
+    return managed
+
+
 def build_retention_job(
-    exports: list[ExportDefinition], with_lake: bool = True
+    exports: list[ExportDefinition], shard: Shard | None = None
 ) -> dg.JobDefinition:
     @dg.op
     def apply_retention_op(
@@ -150,16 +176,18 @@ def build_retention_job(
     ) -> dg.Output[dict]:
         """Delete lake hours and managed export files past their retention."""
         now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
-        managed: dict[str, tuple[Destination, list[str]]] = {}
-        for export in exports:
-            if outputs.output(export.output.name).managed:
-                entry = managed.setdefault(
-                    export.output.name, (outputs.destination(export.output.name), [])
-                )
-                entry[1].append(export.output.path)
+        managed = managed_outputs(outputs, exports, shard)
         policy = retention_policy(Settings.from_env())
-        # The lake's hours are removed by the location holding the lake only (shard 0).
-        plan = plan_retention(lake.lake(), managed, now, policy, with_lake=with_lake)
+        # The lake's hours are removed by the location holding the lake only (shard 0);
+        # in an operator's output each location removes its own tenants' exports.
+        plan = plan_retention(
+            lake.lake(),
+            managed,
+            now,
+            policy,
+            with_lake=holds_lake(shard),
+            holds=lambda tenant: holds(shard, tenant),
+        )
         verb = "would remove" if config.dry_run else "removing"
         for key in plan.lake_keys:
             context.log.info(f"{verb} lake {key}")
@@ -192,7 +220,7 @@ def build_privacy_jobs(
     definitions: DefinitionsFile, shard: Shard | None = None
 ) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
     """Every location has them, for its own tenants' exports; the lake is shard 0's."""
-    retention_job = build_retention_job(definitions.exports, with_lake=holds_lake(shard))
+    retention_job = build_retention_job(definitions.exports, shard)
     retention_schedule = dg.ScheduleDefinition(
         name="retention_schedule",
         job=retention_job,

@@ -2,19 +2,26 @@
 
 1. A tombstone is recorded first, so landing files that arrive for the user from now on
    are dropped at ingest (also when an hour is re-ingested).
-2. Every raw hour holding the user is rewritten without the user's rows, atomically per
-   hour; so are its quarantine file (records are matched on their tenant and user_id),
-   and the hour's derived data sets are recomputed from the rewritten raw hour.
+2. Every lake hour holding the user is rewritten without the user's rows, atomically per
+   hour; so is its quarantine file, and the hour's derived data sets are recomputed from
+   the rewritten raw hour. A quarantined record (the raw record as it landed, plus its
+   reason) is the user's when its `user_id` is theirs and its `tenant` is theirs, missing
+   or blank (a record rejected for "missing tenant" can only be the asking tenant's);
+   a malformed record, which has no fields, when its text holds the user id as a JSON
+   string and either the tenant as one or no `"tenant"` key at all.
 3. Export windows of the tenant's exports to *managed* outputs that hold an affected
    hour and were exported before (a manifest exists) are exported again, which replaces
    their files and manifest (and so re-delivers them).
-4. An audit entry records who asked, when, the partitions touched and the rows removed;
-   it names the subject only by its salted hash.
+4. In every managed output the tenant may use, what nothing regenerates is found by its
+   manifests (`published.py`): the tenant's on-demand tasks are rewritten without the
+   user's rows, and the user's own data exports are removed.
+5. An audit entry records who asked, when, the partitions touched and the rows removed
+   from each place; it names the subject only by its salted hash.
 
-Not reached (and listed in the audit entry): files already delivered to outputs we do
-not manage, copies receivers made of them, and the landing files themselves, which are
-kept until retention removes them (their records are dropped by the tombstone whenever
-they are read).
+Not reached (and listed in the audit entry): an export whose files have no column naming
+the user, outputs we do not manage, copies receivers made of delivered files, and the
+landing files themselves, which are kept until retention removes them (their records are
+dropped by the tombstone whenever they are read).
 """
 
 from __future__ import annotations
@@ -35,16 +42,33 @@ from exporter_pipeline.derived.view_segments import view_segments
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.exports.catalog import DATASETS
 from exporter_pipeline.exports.execution import export_window
+from exporter_pipeline.exports.manifest import Manifest
 from exporter_pipeline.exports.naming import manifest_key
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.lake import hourly_key, lake_hours, write_hourly
+from exporter_pipeline.privacy.published import (
+    USER_DATA,
+    PublishedIn,
+    read_output,
+    remove_published,
+    rewrite_without_user,
+    user_export_subject,
+)
 from exporter_pipeline.privacy.tombstones import add_tombstone, lake_salt, subject_of
 from exporter_pipeline.windows import hours_of, partition_key_of, window_containing
 
 AUDIT_FOLDER = "_privacy/audit"
-# An export's destination, and whether this service manages that output.
 # An export's destination, None when its output is not managed (and so never opened).
 OutputsOf = Callable[[ExportDefinition], Destination | None]
+# The audit's `rows_removed`, one count per place the product writes.
+ROWS_REMOVED = (
+    "raw_events",
+    "raw_events_quarantine",
+    "view_segments",
+    "definition_exports",
+    "on_demand_exports",
+    "user_exports",
+)
 DERIVED = {"view_segments": view_segments, "delivery_metrics": delivery_metrics}
 
 
@@ -55,14 +79,29 @@ class ErasureReport:
     hours: list[str] = field(default_factory=list)
     rows_removed: dict[str, int] = field(default_factory=dict)
     exports_regenerated: list[str] = field(default_factory=list)
+    # "<output>:<manifest key>" of on-demand tasks rewritten, user data exports removed.
+    exports_rewritten: list[str] = field(default_factory=list)
+    user_exports_removed: list[str] = field(default_factory=list)
     not_reached: list[str] = field(default_factory=list)
     audit_key: str = ""
 
 
 def _quarantine_matches(tenant: str, user_id: str) -> pl.Expr:
+    """A quarantined record of the user: its `user_id` is theirs and its tenant is theirs
+    or missing (a record quarantined for "missing tenant" can only be the tenant's that
+    asks). A record that is not JSON at all (malformed) is theirs when its text holds the
+    user id as a JSON string and either the tenant as one or no `"tenant"` key at all."""
     record = pl.col("record")
-    fields = record.str.json_path_match("$.tenant"), record.str.json_path_match("$.user_id")
-    return (fields[0] == tenant).fill_null(False) & (fields[1] == user_id).fill_null(False)
+    user = record.str.json_path_match("$.user_id").str.strip_chars()
+    owner = record.str.json_path_match("$.tenant").str.strip_chars()
+    parsed = (user == user_id) & (owner.is_null() | (owner == "") | (owner == tenant))
+    quoted = orjson.dumps(user_id).decode()
+    text = record.str.contains(quoted, literal=True) & (
+        record.str.contains(orjson.dumps(tenant).decode(), literal=True)
+        | ~record.str.contains('"tenant"', literal=True)
+    )
+    unparsed = record.str.json_path_match("$").is_null()
+    return pl.when(unparsed).then(text).otherwise(parsed).fill_null(False)
 
 
 def erase_user(
@@ -74,51 +113,74 @@ def erase_user(
     outputs: OutputsOf,
     run_id: str,
     log: Callable[[str], None] = lambda _: None,
+    published: PublishedIn | None = None,
 ) -> ErasureReport:
-    """Erase the user; `outputs(export)` gives an export's destination if we manage it."""
+    """Erase the user; `outputs(export)` gives an export's destination if we manage it,
+    `published` the managed and unmanaged outputs the tenant may use (their on-demand
+    tasks and user data exports)."""
     salt = lake_salt(lake)
     report = ErasureReport(request_id=uuid.uuid4().hex, subject=subject_of(salt, tenant, user_id))
     add_tombstone(lake, report.subject, report.request_id)
-    removed = {"raw_events": 0, "raw_events_quarantine": 0, "view_segments": 0}
+    removed = dict.fromkeys(ROWS_REMOVED, 0)
     affected: list[datetime] = []
-    is_user = (pl.col("tenant") == tenant) & (pl.col("user_id") == user_id)
-    for hour in lake_hours(lake, "raw_events"):
-        with (
-            tempfile.TemporaryDirectory(prefix="erasure-") as tmp,
-            lake.local_copy(hourly_key("raw_events", hour)) as raw_file,
-        ):
-            work = Path(tmp)
-            count = pl.scan_parquet(raw_file).filter(is_user).select(pl.len()).collect().item()
-            quarantine_count = _quarantined_count(lake, hour, tenant, user_id, work)
-            if not count and not quarantine_count:
-                continue
+    # An hour whose every record was quarantined has a quarantine file and no events.
+    hours = set(lake_hours(lake, "raw_events")) | set(lake_hours(lake, "raw_events_quarantine"))
+    for hour in sorted(hours):
+        if _erase_hour(lake, hour, tenant, user_id, removed, log):
             affected.append(hour)
-            if count:
-                kept = pl.scan_parquet(raw_file).filter(~is_user)
-                rewritten = work / "raw"
-                rewritten.mkdir()
-                write_hourly(lake, "raw_events", hour, kept, rewritten)
-                removed["raw_events"] += count
-                raw_now = work / "raw" / "events.parquet"
-                before = _segments_of_user(lake, hour, tenant, user_id)
-                for dataset, transform in DERIVED.items():
-                    folder = work / dataset
-                    folder.mkdir()
-                    write_hourly(lake, dataset, hour, transform(pl.scan_parquet(raw_now)), folder)
-                removed["view_segments"] += before
-            if quarantine_count:
-                _rewrite_quarantine(lake, hour, tenant, user_id, work)
-                removed["raw_events_quarantine"] += quarantine_count
-        log(f"{hour:%Y-%m-%d %H:00}: removed {count} events, {quarantine_count} quarantined")
     report.hours = [partition_key_of(h) for h in affected]
     report.rows_removed = removed
     _regenerate_exports(report, affected, tenant, exports, outputs, lake, run_id, log)
+    if published is not None:
+        erase_from_published(report, tenant, user_id, published, exports, log)
     report.not_reached += [
         "landing files (kept until retention; the tombstone drops their records on ingest)",
         "copies of delivered files made by receivers",
     ]
     report.audit_key = _write_audit(lake, report, tenant, requested_by)
     return report
+
+
+def _erase_hour(
+    lake: Destination,
+    hour: datetime,
+    tenant: str,
+    user_id: str,
+    removed: dict[str, int],
+    log: Callable[[str], None],
+) -> bool:
+    """Rewrite one hour without the user (events, derived, quarantine); whether it held them."""
+    is_user = (pl.col("tenant") == tenant) & (pl.col("user_id") == user_id)
+    raw_key = hourly_key("raw_events", hour)
+    with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
+        work = Path(tmp)
+        count = 0
+        if lake.exists(raw_key):
+            raw_file = work / "raw-in.parquet"
+            lake.download(raw_key, raw_file)
+            count = pl.scan_parquet(raw_file).filter(is_user).select(pl.len()).collect().item()
+        quarantine_count = _quarantined_count(lake, hour, tenant, user_id, work)
+        if not count and not quarantine_count:
+            return False
+        if count:
+            rewritten = work / "raw"
+            rewritten.mkdir()
+            write_hourly(
+                lake, "raw_events", hour, pl.scan_parquet(raw_file).filter(~is_user), rewritten
+            )
+            removed["raw_events"] += count
+            before = _segments_of_user(lake, hour, tenant, user_id)
+            for dataset, transform in DERIVED.items():
+                folder = work / dataset
+                folder.mkdir()
+                raw_now = pl.scan_parquet(rewritten / "events.parquet")
+                write_hourly(lake, dataset, hour, transform(raw_now), folder)
+            removed["view_segments"] += before
+        if quarantine_count:
+            _rewrite_quarantine(lake, hour, tenant, user_id, work)
+            removed["raw_events_quarantine"] += quarantine_count
+    log(f"{hour:%Y-%m-%d %H:00}: removed {count} events, {quarantine_count} quarantined")
+    return True
 
 
 def _quarantined_count(
@@ -197,9 +259,59 @@ def _regenerate_exports(
                     f"export {export.name} {start:%Y-%m-%d %H:%M}: lake hours missing"
                 )
                 continue
-            export_window(export, start, end, lake, destination, run_id)
+            key = manifest_key(export.output.path, start, end)
+            before = Manifest.from_bytes(destination.get_bytes(key)).rows
+            after = export_window(export, start, end, lake, destination, run_id).rows
+            report.rows_removed["definition_exports"] += before - after
             report.exports_regenerated.append(f"{export.name}:{start:%Y-%m-%dT%H:%M}")
             log(f"re-exported {export.name} {start:%Y-%m-%d %H:%M} without the user")
+
+
+def erase_from_published(
+    report: ErasureReport,
+    tenant: str,
+    user_id: str,
+    published: PublishedIn,
+    exports: list[ExportDefinition],
+    log: Callable[[str], None],
+) -> None:
+    """The tenant's on-demand tasks rewritten without the user and the user's own data
+    exports removed, in every managed output the tenant may use; the rest named."""
+    regenerated = {(e.output.name, e.output.path.strip("/")) for e in exports if e.tenant == tenant}
+    for name, destination in sorted(published.managed.items()):
+        contents = read_output(destination)
+        report.not_reached += [f"{name}:{key}: unreadable manifest" for key in contents.unreadable]
+        for item in contents.manifests:
+            manifest, where = item.manifest, f"{name}:{item.key}"
+            if manifest.tenant != tenant or (name, item.folder) in regenerated:
+                continue
+            try:
+                if manifest.dataset == USER_DATA:
+                    if user_export_subject(destination, item) == user_id:
+                        remove_published(destination, item)
+                        report.rows_removed["user_exports"] += manifest.rows
+                        report.user_exports_removed.append(where)
+                        log(f"removed the user's data export {where}")
+                    continue
+                gone = rewrite_without_user(destination, item, user_id)
+            except FileNotFoundError:
+                report.not_reached.append(
+                    f"export {manifest.export} ({where}): a file it lists is missing"
+                )
+                continue
+            if gone is None:
+                report.not_reached.append(
+                    f"export {manifest.export} ({where}): its files have no user_id or "
+                    "viewer_identifier column"
+                )
+            elif gone:
+                report.rows_removed["on_demand_exports"] += gone
+                report.exports_rewritten.append(where)
+                log(f"rewrote {where} without the user's {gone} rows")
+    report.not_reached += [
+        f"output {name}: not managed (on-demand and user data exports there)"
+        for name in sorted(published.unmanaged)
+    ]
 
 
 def _write_audit(lake: Destination, report: ErasureReport, tenant: str, requested_by: str) -> str:
@@ -213,6 +325,8 @@ def _write_audit(lake: Destination, report: ErasureReport, tenant: str, requeste
         "partitions": report.hours,
         "rows_removed": report.rows_removed,
         "exports_regenerated": report.exports_regenerated,
+        "exports_rewritten": report.exports_rewritten,
+        "user_exports_removed": report.user_exports_removed,
         "not_reached": report.not_reached,
     }
     key = f"{AUDIT_FOLDER}/{now:%Y%m%dT%H%M%S}-{report.request_id}.json"

@@ -1,18 +1,21 @@
 """Retention (seed 002): raw data 90 days, aggregates 2 years, export files 7 days.
 
 Lake data sets are judged by the hour they hold: raw events, their quarantine and view
-segments (which name viewers) are raw data; delivery metrics are aggregates. Export
-files in managed outputs are judged by when they were written. A dry run lists what
-would go and removes nothing.
+segments (which name viewers) are raw data; delivery metrics are aggregates. Files the
+product wrote into managed outputs (definition exports, on-demand tasks, user data
+exports, their manifests and error files) are judged by when they were written. A dry
+run lists what would go and removes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.lake import hourly_key, lake_hours
+from exporter_pipeline.privacy.published import OutputContents, read_output
 
 RAW_DATASETS = ("raw_events", "raw_events_quarantine", "view_segments")
 AGGREGATE_DATASETS = ("delivery_metrics",)
@@ -42,10 +45,15 @@ def plan_retention(
     policy: RetentionPolicy,
     *,
     with_lake: bool = True,
+    holds: Callable[[str], bool] = lambda _: True,
 ) -> RetentionPlan:
     """What is past its age: lake hours by their hour's end, export files by write time.
 
-    `managed` maps an output name to its destination and the export paths written there.
+    `managed` maps an output name to its destination and the definition export paths
+    written there. Every file under those paths is judged, and so is everything the
+    product published anywhere else in the output (on-demand tasks, user data exports):
+    each manifest and error file of a tenant `holds` accepts, and the files a manifest
+    lists. A manifest goes with any file it lists, so none lists a file already gone.
     Without `with_lake` only export files are planned: the lake is one shard's to keep.
     """
     plan = RetentionPlan()
@@ -56,15 +64,29 @@ def plan_retention(
                 if hour + timedelta(hours=1) <= now - age:
                     plan.lake_keys.append(hourly_key(dataset, hour))
     for name, (destination, paths) in sorted(managed.items()):
-        expired = []
-        for path in sorted(set(paths)):
-            prefix = f"{path.strip('/')}/" if path.strip("/") else ""
-            expired += [
-                o.key for o in destination.list(prefix) if o.modified <= now - policy.export_files
-            ]
+        expired = _expired_in_output(
+            read_output(destination), paths, now - policy.export_files, holds
+        )
         if expired:
-            plan.export_keys[name] = sorted(set(expired))
+            plan.export_keys[name] = sorted(expired)
     return plan
+
+
+def _expired_in_output(
+    contents: OutputContents, paths: list[str], cutoff: datetime, holds: Callable[[str], bool]
+) -> set[str]:
+    written = {o.key: o.modified for o in contents.objects}
+    prefixes = tuple(f"{p.strip('/')}/" if p.strip("/") else "" for p in set(paths))
+    ours = {key for key in written if prefixes and key.startswith(prefixes)}
+    ours |= {key for key, tenant in contents.errors if holds(tenant)}
+    for item in contents.manifests:
+        if holds(item.manifest.tenant):
+            ours |= {item.key, *(f.key for f in item.manifest.files)}
+    expired = {key for key in ours if key in written and written[key] <= cutoff}
+    for item in contents.manifests:
+        if any(f.key in expired for f in item.manifest.files) and item.key in written:
+            expired.add(item.key)
+    return expired
 
 
 def apply_retention(

@@ -1,0 +1,146 @@
+"""The pure parts of erasure and retention in outputs, on local folders (no server): which
+quarantined records are a user's; an export rewritten without a user in every format and
+compression of `FILE_FORMATS` (kept rows byte for byte in JSON Lines, the manifest's rows,
+bytes and sha256 those of the new files); files with no user column left alone; a
+manifest planned for removal with any file it lists."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+import zstandard
+
+from exporter_pipeline.destinations.local import LocalDestination
+from exporter_pipeline.exports.formats import file_suffix, format_compression_pairs
+from exporter_pipeline.exports.manifest import ManifestFile, build_manifest, sha256_of
+from exporter_pipeline.exports.writers import write_file
+from exporter_pipeline.privacy.erasure import _quarantine_matches
+from exporter_pipeline.privacy.published import Published, read_output, rewrite_without_user
+from exporter_pipeline.privacy.retention import RetentionPolicy, plan_retention
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+ROWS = pl.LazyFrame(
+    {
+        "event_id": [f"e{i}" for i in range(10)],
+        "user_id": ["u", "v", None, "u", "w", "u", "v", "w", "x", "u"],
+        "played_ms": list(range(10)),
+        "event_time": [START + timedelta(minutes=i) for i in range(10)],
+    }
+)
+
+
+def test_quarantined_records_of_the_user() -> None:
+    records = {
+        '{"user_id": "u"}': True,  # missing tenant
+        '{"tenant": "", "user_id": "u"}': True,  # blank tenant
+        '{"tenant": " acme ", "user_id": " u "}': True,
+        '{"tenant": "acme", "user_id": "u", "event_type": "x"}': True,
+        '{"tenant": "globex", "user_id": "u"}': False,
+        '{"tenant": "acme", "user_id": "v"}': False,
+        '{"tenant": "acme", "user_id": "uu"}': False,
+        '{"tenant": "acme", "user_id": "u", "event_time": ': True,  # malformed
+        '{"user_id": "u", "event_time": ': True,  # malformed, no tenant key
+        '{"tenant": "globex", "user_id": "u", ': False,  # malformed, another tenant's
+        '{"tenant": "acme", "user_id": "uu", ': False,
+        '["acme", "u"]': False,  # JSON, not an object: no user field
+    }
+    frame = pl.DataFrame({"record": list(records)})
+    matched = frame.select(_quarantine_matches("acme", "u"))["record"].to_list()
+    assert dict(zip(records, matched, strict=True)) == records
+
+
+def published(root: Path, fmt: str, compression: str | None, frame: pl.LazyFrame) -> Published:
+    out = LocalDestination(root)
+    files = []
+    for hour in range(2):
+        key = (
+            f"tasks/{START + timedelta(hours=hour):%Y-%m-%d-%H-%M}.{file_suffix(fmt, compression)}"
+        )
+        local = root.parent / "work" / key.replace("/", "_")
+        local.parent.mkdir(exist_ok=True)
+        rows = write_file(frame, fmt, compression, local)
+        out.put_file(local, key)
+        files.append(ManifestFile(key, rows, local.stat().st_size, sha256_of(local)))
+    manifest = build_manifest(
+        export="task",
+        tenant="acme",
+        dataset="raw",
+        start=START,
+        end=START + timedelta(hours=2),
+        run_id="r",
+        file_format=fmt,
+        compression=compression,
+        columns=[],
+        files=files,
+    )
+    key = "tasks/_manifests/2026-10-01-00-00_2026-10-01-02-00.json"
+    out.put_bytes(manifest.to_bytes(), key)
+    return read_output(out).manifests[0]
+
+
+def text_of(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    return data
+
+
+@pytest.mark.parametrize(("fmt", "compression"), format_compression_pairs())
+def test_an_export_is_rewritten_without_the_user(
+    tmp_path: Path, fmt: str, compression: str | None
+) -> None:
+    root = tmp_path / "out"
+    item = published(root, fmt, compression, ROWS)
+    before = {f.key: text_of(root / f.key) for f in item.manifest.files}
+    assert rewrite_without_user(LocalDestination(root), item, "u") == 8  # 4 rows, 2 files
+    manifest = json.loads((root / item.key).read_text())
+    assert manifest["rows"] == 12 and [f["rows"] for f in manifest["files"]] == [6, 6]
+    for entry in manifest["files"]:
+        path = root / entry["key"]
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert entry["bytes"] == path.stat().st_size
+        if fmt == "parquet":
+            kept = pl.read_parquet(path)
+            assert kept.equals(ROWS.collect().filter(pl.col("user_id").ne_missing("u")))
+        elif fmt == "jsonl":  # every kept line as it was
+            lines = before[entry["key"]].splitlines(keepends=True)
+            assert text_of(path) == b"".join(line for line in lines if b'"user_id":"u"' not in line)
+        else:
+            kept = pl.read_csv(io.BytesIO(text_of(path)), infer_schema=False)
+            assert kept["event_id"].to_list() == ["e1", "e2", "e4", "e6", "e7", "e8"]
+    assert sum(f["bytes"] for f in manifest["files"]) == manifest["bytes"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_an_export_without_a_user_column_is_left_alone(tmp_path: Path, fmt: str) -> None:
+    root = tmp_path / "out"
+    item = published(root, fmt, None, ROWS.drop("user_id"))
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert rewrite_without_user(LocalDestination(root), item, "u") is None
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_a_manifest_goes_with_any_file_it_lists(tmp_path: Path) -> None:
+    """A young manifest listing an old file (a file kept by a re-run) goes with it."""
+    root = tmp_path / "out"
+    item = published(root, "csv", None, ROWS)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    old = (now - timedelta(days=8)).timestamp()
+    os.utime(root / item.manifest.files[0].key, (old, old))
+    managed = {"managed": (LocalDestination(root), ["elsewhere"])}
+    plan = plan_retention(LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy())
+    assert plan.export_keys == {"managed": sorted([item.manifest.files[0].key, item.key])}
+    other = plan_retention(
+        LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy(), holds=lambda _: False
+    )
+    assert other.export_keys == {}
