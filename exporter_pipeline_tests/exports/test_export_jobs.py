@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
@@ -289,3 +290,61 @@ def test_late_raw_hour_triggers_the_opt_in_reexport_of_its_window(
         asset_selection=dg.AssetSelection.assets(key),
     )
     assert evaluation.get_requested_partitions(key) == {"2026-10-01"}
+
+
+def on_demand_config(tenant: str, path: str) -> dict[str, Any]:
+    task = {
+        "name": "typo_task",
+        "tenant": tenant,
+        "start_time": "2026-10-02T10:00:00Z",
+        "end_time": "2026-10-02T12:00:00Z",
+        "output": "local",
+        "path": path,
+    }
+    return {"ops": {"export_task": {"config": task}}}
+
+
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
+def test_on_demand_job_refuses_a_tenant_nobody_knows(project: Project) -> None:
+    job = project.defs.resolve_job_def("export_on_demand")
+    result = job.execute_in_process(
+        run_config=on_demand_config("acmee", "typo"),
+        instance=project.instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None and failure.cause is not None
+    assert failure.cause.message.splitlines()[0] == (
+        "exporter_pipeline.errors.DefinitionError: export task 'typo_task' (/tenant): "
+        "unknown tenant 'acmee': the definitions store has no export, output or API key "
+        "of it and the lake holds no event of it from 2026-10-02T10:00:00Z to "
+        "2026-10-02T12:00:00Z"
+    )
+    assert [f for f in project.files() if f.startswith("typo/")] == []
+
+
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
+def test_on_demand_job_says_no_data_for_a_known_tenant(project: Project) -> None:
+    # acme has exports in the store, but no event before the lake's first day.
+    job = project.defs.resolve_job_def("export_on_demand")
+    config = on_demand_config("acme", "quiet")
+    config["ops"]["export_task"]["config"] |= {
+        "start_time": "2026-09-30T22:00:00Z",
+        "end_time": "2026-09-30T23:00:00Z",
+    }
+    (project.root / "lake" / "raw_events" / "dt=2026-09-30" / "hour=22").mkdir(parents=True)
+    empty = project.root / "lake" / "raw_events" / "dt=2026-09-30" / "hour=22" / "events.parquet"
+    first = project.root / "lake" / "raw_events" / "dt=2026-10-01" / "hour=00" / "events.parquet"
+    pl.read_parquet(first).clear().write_parquet(empty)
+    result = job.execute_in_process(run_config=config, instance=project.instance)
+    assert result.success
+    [output] = [
+        e.event_specific_data.metadata  # type: ignore[union-attr]  # a STEP_OUTPUT event
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT"
+    ]
+    assert output["note"].value == (
+        "no data for tenant 'acme' from 2026-09-30T22:00:00Z to 2026-09-30T23:00:00Z"
+    )
+    assert output["rows"].value == 0
