@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 import dagster as dg
 from pydantic import BaseModel, create_model
 
+from exporter_pipeline.defs.progress import run_progress
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.errors import DefinitionError
-from exporter_pipeline.exports.execution import export_window, throttled
+from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.manifest import iso
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.exports.task_request import (
@@ -142,11 +143,9 @@ def build_on_demand_job(
         _refuse_unusable(config.name, export, start, end, definitions, lake, outputs)
         destination = outputs.destination(export.output.name)
 
-        def progress(done: int, total: int, label: str) -> None:
-            context.log.info(f"{done}/{total} files ({done / total:.0%}), {label}")
-
+        progress = run_progress(context, 1).of_window(1)
         result = export_window(
-            export, start, end, lake.lake(), destination, context.run_id, throttled(progress)
+            export, start, end, lake.lake(), destination, context.run_id, progress
         )
         if not result.rows:
             context.log.warning(_no_data(export, start, end))
@@ -162,6 +161,7 @@ def build_on_demand_job(
                 "rows": result.rows,
                 "bytes": result.bytes,
                 "files": len(result.files),
+                "progress": 100,
                 "duration_s": round(result.seconds, 3),
                 "manifest": result.manifest_key,
                 "output_uri": dg.MetadataValue.path(destination.uri(export.output.path)),
