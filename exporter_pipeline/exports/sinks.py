@@ -19,11 +19,14 @@ TEXT_TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.6fZ"
 ROW_GROUP_ROWS: Final = 128 * 1024
 
 
-def _text_timestamps(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Every timestamp, top level or inside structs and lists, as the one text format."""
+def _text_timestamps(frame: pl.LazyFrame, nested_only: bool = False) -> pl.LazyFrame:
+    """Every timestamp, top level or inside structs and lists, as the one text format
+    (`nested_only`: those inside only, the CSV writer formats the top level itself)."""
     schema = frame.collect_schema()
     return frame.with_columns(
-        _as_text(pl.col(n), t).alias(n) for n, t in schema.items() if _has_datetime(t)
+        _as_text(pl.col(n), t).alias(n)
+        for n, t in schema.items()
+        if _has_datetime(t) and not (nested_only and isinstance(t, pl.Datetime))
     )
 
 
@@ -70,7 +73,7 @@ def _flat(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 # Each writer returns its sink as a lazy query, so the row count can ride the same scan.
 def write_csv(frame: pl.LazyFrame, path: Path, compression: str | None) -> pl.LazyFrame:
-    return _flat(_text_timestamps(frame)).sink_csv(  # type: ignore[call-overload]  # compression was checked against its FileFormat
+    return _flat(_text_timestamps(frame, nested_only=True)).sink_csv(  # type: ignore[call-overload]  # compression was checked against its FileFormat
         path,
         compression=compression or "uncompressed",
         datetime_format=TEXT_TIMESTAMP_FORMAT,
