@@ -26,7 +26,7 @@ from exporter_pipeline.api.params import bad, listed, refusal, repeated
 from exporter_pipeline.derived.delivery_metrics import DIMENSIONS
 from exporter_pipeline.exports.definition_parts import shown
 from exporter_pipeline.exports.fields import METRIC_INTERVALS, METRIC_NAMES
-from exporter_pipeline.exports.metric_rules import choice_rules, range_rules
+from exporter_pipeline.exports.metric_rules import aligned_message, choice_rules, range_rules
 from exporter_pipeline.exports.selections import MetricQuery, metrics
 
 router = APIRouter(tags=["metrics"])
@@ -171,7 +171,7 @@ def _request_problems(
     # Seed 001's rounding, to the millisecond (the export's rule reads whole seconds).
     step_ms = METRIC_INTERVALS[asked.interval] * 1000
     rules = [
-        (name, f"{name} must be aligned to the {asked.interval} interval")
+        (name, aligned_message(name, asked.interval, _utc(value)))
         for name, value in ends.items()
         if value % step_ms
     ]

@@ -1,6 +1,6 @@
 """Export tasks (seed 000): one-off exports of any [start_time, end_time), each a run of
 the job `export_on_demand` whose run config is the request. Status QUEUED, STARTED,
-FINISHED, ERROR or CANCELED; progress 0-100 from the run's own progress lines."""
+FINISHED, ERROR or CANCELED; progress 0-100 from the run's `progress` tag."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from exporter_pipeline.api.context import CallerDep, Services, ServicesDep
+from exporter_pipeline.api.dagster_client import tag_dict
 from exporter_pipeline.api.errors import DAGSTER_RESPONSES, ApiError, ApiErrors
 from exporter_pipeline.api.pagination import Page, PageRequest, page_of, page_of_all, page_request
 from exporter_pipeline.api.runs import (
@@ -29,6 +30,7 @@ from exporter_pipeline.api.runs import (
     runs_page,
     task_status,
 )
+from exporter_pipeline.exports.run_progress import PROGRESS_TAG
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.exports.task_request import (
     REQUEST_KEYS,
@@ -41,7 +43,7 @@ router = APIRouter(tags=["export tasks"], responses=DAGSTER_RESPONSES)
 
 ON_DEMAND_JOB: Final = "export_on_demand"
 KIND: Final = "export_task"
-# The on-demand op's progress line: "12/72 files (17%), 2026-10-01 11:00".
+# The progress line of a run from before the `progress` tag: "12/72 files (17%), …".
 PROGRESS_LINE: Final = re.compile(r"^(\d+)/(\d+) files\b")
 
 
@@ -128,11 +130,14 @@ def _config(run: dict[str, Any]) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def progress_of(run_status: str, messages: list[str]) -> int:
-    """0-100: FINISHED is 100; a run in progress is at its last progress line (never 100
-    before it has published)."""
+def progress_of(run_status: str, tag: str | None, messages: list[str]) -> int:
+    """0-100: FINISHED is 100; a run in progress is at its `progress` tag (the figure the
+    run reports per file, `exports.run_progress`), or, for a run from before that tag,
+    its last progress line; never 100 before it has published."""
     if run_status == "SUCCESS":
         return 100
+    if tag is not None and tag.isdigit():
+        return min(99, int(tag))
     for message in reversed(messages):
         found = PROGRESS_LINE.match(message)
         if found and int(found[2]):
@@ -198,7 +203,10 @@ def task_out(services: Services, run: dict[str, Any], asked: Asked | None = None
     asked = asked or Asked.of_config(_config(run))
     run_status = run["status"]
     waiting = run_status in WAITING
-    messages = [] if waiting or run_status == "SUCCESS" else services.dagster.messages(run["runId"])
+    tag = tag_dict(run).get(PROGRESS_TAG)
+    # The run's log is read only for a run that started before the tag existed.
+    logs = not (waiting or run_status == "SUCCESS" or tag is not None)
+    messages = services.dagster.messages(run["runId"]) if logs else []
     published = (
         Published()
         if waiting
@@ -208,7 +216,7 @@ def task_out(services: Services, run: dict[str, Any], asked: Asked | None = None
         id=run["runId"],
         name=asked.name,
         status=task_status(run_status),
-        progress=progress_of(run_status, messages),
+        progress=progress_of(run_status, tag, messages),
         start_time=asked.start,
         end_time=asked.end,
         dataset=asked.dataset,

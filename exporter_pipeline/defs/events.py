@@ -13,7 +13,7 @@ from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.events.ingest import IngestReport, ingest_hour
 from exporter_pipeline.events.schema import EVENT_SCHEMA
 from exporter_pipeline.lake import hourly_key
-from exporter_pipeline.windows import hour_of
+from exporter_pipeline.windows import hour_of, partition_key_of
 
 # A backfill of raw hours runs a day of hours per run: few runs, yet days in parallel.
 RAW_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=24)
@@ -131,6 +131,9 @@ def build_raw_events_asset(partitions_def: dg.HourlyPartitionsDefinition) -> dg.
                 f"[{number}/{len(keys)}] {partition_key}: {report.rows_in} in, "
                 f"{report.rows_written} written, {report.duplicates} duplicates, "
                 f"{report.quarantined} quarantined {report.reasons or ''}"
+                if report.landing_files
+                else f"[{number}/{len(keys)}] {partition_key}: no landing files, "
+                "materialized as an empty hour"
             )
             for fault in report.unreadable_files:
                 context.log.warning(f"{partition_key}: {fault.name} not read whole: {fault.reason}")
@@ -150,6 +153,7 @@ def build_raw_events_asset(partitions_def: dg.HourlyPartitionsDefinition) -> dg.
 
 
 def _run_metadata(reports: list[IngestReport], lake_uri: str) -> dict[str, Any]:
+    empty = [partition_key_of(r.hour) for r in reports if not r.landing_files]
     reasons: dict[str, int] = {}
     for report in reports:
         for reason, count in report.reasons.items():
@@ -166,6 +170,10 @@ def _run_metadata(reports: list[IngestReport], lake_uri: str) -> dict[str, Any]:
         "bytes_written": sum(r.bytes_written for r in reports),
         "landing_files": sum(len(r.landing_files) for r in reports),
         "hours": len(reports),
+        # An hour without landing files is written as an empty hour (0 rows), so the
+        # windows holding it can be exported; these say which hours were empty.
+        "empty_hours": len(empty),
+        "empty_hour_keys": dg.MetadataValue.json(empty),
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "rows_by_tenant": dg.MetadataValue.json(_merge_tenants(reports)),
         "per_hour": _summary_table(reports),

@@ -14,16 +14,14 @@ from typing import Any
 import dagster as dg
 
 from exporter_pipeline.defs.partitions import backfill_policy_accepted
+from exporter_pipeline.defs.progress import run_progress
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.exports.catalog import DATASETS
-from exporter_pipeline.exports.execution import (
-    ExecutionResult,
-    export_window,
-    throttled,
-)
+from exporter_pipeline.exports.execution import ExecutionResult, export_window
 from exporter_pipeline.exports.reconcile import expected_event_rows
+from exporter_pipeline.exports.run_progress import RunProgress
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.names import export_job_name, tenant_group_name
@@ -118,8 +116,9 @@ def build_export_asset(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = lake.lake()
         destination = outputs.destination(export.output.name)
+        meter = run_progress(context, len(context.partition_keys))
         results = [
-            _export_one_window(context, export, partitions_def, key, store, destination)
+            _export_one_window(context, export, partitions_def, key, store, destination, meter)
             for key in context.partition_keys
         ]
         yield dg.MaterializeResult(metadata=_run_metadata(results, destination))
@@ -135,21 +134,14 @@ def _export_one_window(
     key: str,
     store: Destination,
     destination: Destination,
+    meter: RunProgress,
 ) -> ExecutionResult:
-    """Export the window of partition `key`, logging progress and one observation."""
-    keys = context.partition_keys
-    number = keys.index(key) + 1
+    """Export the window of partition `key`, reporting progress and one observation."""
+    number = context.partition_keys.index(key) + 1
     window = partitions_def.time_window_for_partition_key(key)
-
-    def progress(done: int, total: int, label: str) -> None:
-        share = ((number - 1) + done / total) / len(keys)
-        context.log.info(
-            f"window {number}/{len(keys)} ({key}): {done}/{total} files, {label} "
-            f"— {share:.0%} of this run"
-        )
-
+    progress = meter.of_window(number, key)
     result = export_window(
-        export, window.start, window.end, store, destination, context.run_id, throttled(progress)
+        export, window.start, window.end, store, destination, context.run_id, progress
     )
     # One observation per partition, so the UI plots rows per window even when a run
     # covers a range (a materialization's metadata is shared by the range).
@@ -190,6 +182,8 @@ def _run_metadata(results: list[ExecutionResult], destination: Destination) -> d
         "bytes": sum(r.bytes for r in results),
         "files": sum(len(r.files) for r in results),
         "windows": len(results),
+        # The run's progress (its `progress` tag moved with every file): done.
+        "progress": 100,
         "duration_s": round(sum(r.seconds for r in results), 3),
         "output_uri": dg.MetadataValue.path(destination.uri()),
     }

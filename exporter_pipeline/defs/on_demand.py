@@ -13,18 +13,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 import dagster as dg
 from pydantic import BaseModel, create_model
 
+from exporter_pipeline.defs.progress import run_progress
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
 from exporter_pipeline.errors import DefinitionError
-from exporter_pipeline.exports.execution import export_window, throttled
+from exporter_pipeline.exports.execution import export_window
+from exporter_pipeline.exports.manifest import iso
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.exports.task_request import (
     NOT_REQUESTED,
     PER_DATASET_DEFAULT,
     definition_of_request,
 )
+from exporter_pipeline.exports.tenant_data import tenant_has_events
 from exporter_pipeline.exports.validation import AnyExport
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.store.tenants import knows_tenant
 
 
 class OnDemandRequest(dg.Config):
@@ -86,6 +90,39 @@ def request_to_definition(
     return definition_of_request(config.model_dump())
 
 
+def _no_data(export: ExportDefinition, start: datetime, end: datetime) -> str:
+    return f"no data for tenant {export.tenant!r} from {iso(start)} to {iso(end)}"
+
+
+def _refuse_unusable(
+    name: str,
+    export: ExportDefinition,
+    start: datetime,
+    end: datetime,
+    definitions: DefinitionsFile,
+    lake: LakeResource,
+    outputs: OutputsResource,
+) -> None:
+    """DefinitionError for an output the task may not use, or for a tenant that neither
+    the definitions store nor the lake's window knows (a typo would otherwise succeed with
+    header-only files)."""
+    if export.output.name not in definitions.outputs:
+        known = ", ".join(sorted(definitions.outputs)) or "none declared"
+        raise DefinitionError(
+            f"export task {name!r} (/output): unknown output "
+            f"{export.output.name!r} (outputs: {known})"
+        )
+    outputs.owned_output(export.output.name, export.tenant)
+    if not knows_tenant(outputs.store().engine, export.tenant) and not tenant_has_events(
+        lake.lake(), export.tenant, start, end
+    ):
+        raise DefinitionError(
+            f"export task {name!r} (/tenant): unknown tenant {export.tenant!r}: "
+            "the definitions store has no export, output or API key of it and the lake "
+            f"holds no event of it from {iso(start)} to {iso(end)}"
+        )
+
+
 def build_on_demand_job(
     definitions: DefinitionsFile, settings: Settings | None = None
 ) -> dg.JobDefinition:
@@ -103,21 +140,15 @@ def build_on_demand_job(
     ) -> dg.Output[dict]:
         """Run one on-demand export task and publish its files and manifest."""
         export, start, end = request_to_definition(config)
-        if export.output.name not in definitions.outputs:
-            known = ", ".join(sorted(definitions.outputs)) or "none declared"
-            raise DefinitionError(
-                f"export task {config.name!r} (/output): unknown output "
-                f"{export.output.name!r} (outputs: {known})"
-            )
-        outputs.owned_output(export.output.name, export.tenant)
+        _refuse_unusable(config.name, export, start, end, definitions, lake, outputs)
         destination = outputs.destination(export.output.name)
 
-        def progress(done: int, total: int, label: str) -> None:
-            context.log.info(f"{done}/{total} files ({done / total:.0%}), {label}")
-
+        progress = run_progress(context, 1).of_window(1)
         result = export_window(
-            export, start, end, lake.lake(), destination, context.run_id, throttled(progress)
+            export, start, end, lake.lake(), destination, context.run_id, progress
         )
+        if not result.rows:
+            context.log.warning(_no_data(export, start, end))
         summary = {
             "manifest": result.manifest_key,
             "rows": result.rows,
@@ -130,9 +161,11 @@ def build_on_demand_job(
                 "rows": result.rows,
                 "bytes": result.bytes,
                 "files": len(result.files),
+                "progress": 100,
                 "duration_s": round(result.seconds, 3),
                 "manifest": result.manifest_key,
                 "output_uri": dg.MetadataValue.path(destination.uri(export.output.path)),
+                **({} if result.rows else {"note": _no_data(export, start, end)}),
             },
         )
 

@@ -31,7 +31,12 @@ from exporter_pipeline.exports.fields import (
     VIEWER_COLUMNS,
 )
 from exporter_pipeline.exports.formats import FILE_FORMATS, canonical_format
-from exporter_pipeline.exports.metric_rules import alignment_rules, choice_rules, range_rules
+from exporter_pipeline.exports.metric_rules import (
+    alignment_rules,
+    choice_rules,
+    range_rules,
+    window_rules,
+)
 from exporter_pipeline.windows import CADENCE_STEP, utc
 
 # Dates of a definition fall within these years: Dagster's partitions format years with
@@ -258,11 +263,12 @@ class MetricsExport(ExportBase):
         self, interval: str, start: datetime, end: datetime | None, now: datetime
     ) -> Rules:
         errors = alignment_rules(interval, {"start": start, "end": end})
-        if CADENCE_STEP[self.cadence].total_seconds() % METRIC_INTERVALS[interval]:
-            errors.append(
-                ("interval", f"interval {interval} does not divide a {self.cadence} window")
-            )
-        if end is not None:  # seed 001's limits apply to on-demand (bounded) requests
+        # An on-demand task's window is its request's (no `end` of its own): one range,
+        # as seed 001 queries one; a definition's executions are its cadence's windows.
+        on_demand = end is not None and self.end is None
+        if not on_demand:
+            errors += window_rules(interval, self.cadence)
+        if end is not None:  # the whole range of a bounded export or of a task
             errors += range_rules(interval, start, end, now)
         return errors
 

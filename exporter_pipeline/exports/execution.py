@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
 
 import orjson
 
@@ -48,11 +47,6 @@ from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.windows import hours_of
 
 Progress = Callable[[int, int, str], None]
-
-# Runs log progress at most this often: every line is an event in the run's log, and a
-# backfill of small hours writes hundreds of files in seconds (each window ends with its
-# own summary line).
-PROGRESS_EVERY_S: Final = 2.0
 
 
 class ExportFailed(ExporterError):
@@ -143,22 +137,6 @@ def _write_window(
     keep(start, [(local, write_file(frame, export.format, export.compression, local))])
     progress(1, 1, f"{start:%Y-%m-%d %H:%M}")
     return written, frame.collect_schema().names()
-
-
-def throttled(
-    progress: Progress, every: float = PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic
-) -> Progress:
-    """`progress`, passed on only when `every` seconds went by since the last line."""
-    last = clock()
-
-    def report(done: int, total: int, label: str) -> None:
-        nonlocal last
-        now = clock()
-        if now - last >= every:
-            last = now
-            progress(done, total, label)
-
-    return report
 
 
 def _stale_files(

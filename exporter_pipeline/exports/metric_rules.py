@@ -6,7 +6,8 @@ problem is (the field it concerns, message), the range's ends named by the calle
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from exporter_pipeline.derived.delivery_metrics import DIMENSIONS
 from exporter_pipeline.exports.fields import (
@@ -15,8 +16,11 @@ from exporter_pipeline.exports.fields import (
     METRIC_NAMES,
     METRIC_RANGE_LIMITS,
 )
+from exporter_pipeline.windows import CADENCE_STEP
 
 Rules = list[tuple[str, str]]
+DAY_S: Final = 86400
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def choice_rules(
@@ -56,10 +60,57 @@ def alignment_rules(interval: str, ends: dict[str, datetime | None]) -> Rules:
     """Seed 001: each end of the range is rounded to the interval (from the epoch)."""
     seconds = METRIC_INTERVALS[interval]
     return [
-        (name, f"{name} must be aligned to the {interval} interval")
+        (name, aligned_message(name, interval, moment))
         for name, moment in ends.items()
         if moment is not None and int(moment.timestamp()) % seconds
     ]
+
+
+def aligned_message(name: str, interval: str, moment: datetime) -> str:
+    """`name` is not on a boundary of `interval`; for 7d and 14d, which days are."""
+    message = f"{name} must be aligned to the {interval} interval"
+    seconds = METRIC_INTERVALS[interval]
+    if seconds <= DAY_S:
+        return message
+    # Counted from the epoch, which fell on a Thursday: so does every 7d/14d boundary.
+    before = EPOCH + timedelta(seconds=seconds * (int(moment.timestamp()) // seconds))
+    after = before + timedelta(seconds=seconds)
+    days = seconds // DAY_S
+    thursdays = "a Thursday" if days == 7 else "every other Thursday"  # 7d or 14d
+    return (
+        f"{message}: {interval} intervals start every {days} days from "
+        f"Thursday 1970-01-01 00:00 UTC (seed 001 rounds timestamps to the interval), so "
+        f"on {thursdays}; the nearest are {before:%Y-%m-%d} and {after:%Y-%m-%d}, "
+        f"{moment:%Y-%m-%d} is a {moment:%A}"
+    )
+
+
+def window_rules(interval: str, cadence: str) -> Rules:
+    """A recurring export's limits at `interval`: each window (one execution, seed 001's
+    "query range") holds whole intervals and is no longer than the interval allows. How
+    far back a range may start is not a rule here: a recurring export runs each window
+    when it ends, and its backfills read the lake, which keeps what seed 001 drops."""
+    seconds, window = METRIC_INTERVALS[interval], CADENCE_STEP[cadence].total_seconds()
+    errors: Rules = []
+    if window % seconds:
+        message = f"interval {interval} does not divide a {cadence} window"
+        if seconds > max(step.total_seconds() for step in CADENCE_STEP.values()):
+            message += (
+                f"; {interval} is longer than every cadence's window: use it in an on-demand "
+                "task (export_on_demand, POST /v1/export-tasks) or GET /v1/metrics"
+            )
+        errors.append(("interval", message))
+    longest, _ = METRIC_RANGE_LIMITS[interval]
+    if longest is not None and window > longest:
+        fitting = [c for c, step in CADENCE_STEP.items() if step.total_seconds() <= longest]
+        errors.append(
+            (
+                "cadence",
+                f"interval {interval} allows a range of at most {duration(longest)}, "
+                f"shorter than a {cadence} window: use cadence {' or '.join(fitting)}",
+            )
+        )
+    return errors
 
 
 def range_rules(

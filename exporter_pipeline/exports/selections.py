@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 import polars as pl
 
@@ -192,6 +192,10 @@ def viewers(
     return viewers_of(selection, viewer_segments(selection, files, start, end))
 
 
+# Decimals of `sessions`: one session in one minute of a 14d interval is 0.00005.
+SESSIONS_DECIMALS: Final = 6
+
+
 def metrics(
     selection: MetricSelection, files: list[Path], start: datetime, end: datetime
 ) -> pl.LazyFrame:
@@ -208,8 +212,10 @@ def metrics(
     )
     sums = {name: pl.col(column).sum().alias(name) for name, column in METRICS.items()}
     # sessions: the average over the interval's minutes of distinct active sessions,
-    # a minute without sessions counting as 0.
-    sums["sessions"] = (pl.col("sessions").sum() / minutes).alias("sessions")
+    # a minute without sessions counting as 0, rounded so no float noise is printed
+    # (6 sessions over 10 minutes is 0.6, not 0.6000000000000001).
+    average = pl.col("sessions").sum() / minutes
+    sums["sessions"] = average.round(SESSIONS_DECIMALS).alias("sessions")
     return (
         rows.group_by(["timestamp", *(DIMENSIONS[d] for d in dimensions)])
         .agg([sums[m] for m in selection.metrics])

@@ -56,7 +56,7 @@ def expected(lake: Lake, tenant: str, params: dict[str, Any]) -> list[dict[str, 
     columns += [f'{DIMENSIONS[d]} AS "{d}"' for d in dimensions]
     for metric in params["metrics"]:
         if metric == "sessions":
-            columns.append(f"SUM(sessions) / {step // 60_000} AS sessions")
+            columns.append(f"ROUND(SUM(sessions) / {step // 60_000}, 6) AS sessions")
         else:
             columns.append(f"SUM({SUMS[metric]}) AS {metric}")
     where = "tenant = $tenant AND epoch_ms(minute) >= $from AND epoch_ms(minute) < $to"
@@ -195,6 +195,14 @@ BAD = [
     ),
     ({"from": FROM + 1}, "from", "from must be aligned to the 1m interval"),
     ({"to": FROM}, "to", "to must be after from"),
+    (
+        # A Monday: 7d intervals start on Thursdays (issue 20: say why).
+        {"interval": "7d", "from": 1_791_158_400_000, "to": 1_792_022_400_000},
+        "from",
+        "from must be aligned to the 7d interval: 7d intervals start every 7 days from "
+        "Thursday 1970-01-01 00:00 UTC (seed 001 rounds timestamps to the interval), so on a "
+        "Thursday; the nearest are 2026-10-01 and 2026-10-08, 2026-10-05 is a Monday",
+    ),
     ({"to": FROM + 7 * 3_600_000}, "to", "interval 1m allows a range of at most 6 hours"),
     (
         {"from": FROM - 8 * DAY_MS, "to": FROM - 8 * DAY_MS + 60_000},

@@ -61,12 +61,17 @@ def test_status_words_follow_the_seeds() -> None:
     ]
 
 
-def test_progress_is_the_last_progress_line_and_100_only_when_finished() -> None:
+def test_progress_is_the_runs_tag_and_100_only_when_finished() -> None:
+    # The run's `progress` tag, as the on-demand op sets it per file.
+    assert progress_of("STARTED", "42", []) == 42
+    assert progress_of("STARTED", "100", []) == 99  # published only when the run succeeds
+    assert progress_of("SUCCESS", "42", []) == 100
+    # A run from before the tag: its last progress line.
     lines = ["Started", "3/72 files (4%), 2026-10-01 02:00", "36/72 files (50%), x"]
-    assert progress_of("STARTED", lines) == 50
-    assert progress_of("STARTED", ["72/72 files (100%), x"]) == 99
-    assert progress_of("STARTED", ["nothing yet"]) == 0
-    assert progress_of("SUCCESS", []) == 100
+    assert progress_of("STARTED", None, lines) == 50
+    assert progress_of("STARTED", None, ["72/72 files (100%), x"]) == 99
+    assert progress_of("STARTED", None, ["nothing yet"]) == 0
+    assert progress_of("SUCCESS", None, []) == 100
 
 
 @pytest.mark.parametrize(

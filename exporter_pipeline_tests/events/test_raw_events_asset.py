@@ -15,7 +15,10 @@ import pytest
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs.resources import LakeResource
 from exporter_pipeline.destinations import destination_from_url
+from exporter_pipeline.events.schema import EVENT_SCHEMA
 from exporter_pipeline.events.simulate import simulate
+from exporter_pipeline.exports.execution import export_window
+from exporter_pipeline.exports.spec import parse_definitions
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.settings import Settings
 from exporter_pipeline_tests.conftest import S3Server
@@ -176,3 +179,43 @@ def test_an_unreadable_landing_file_warns_by_name_and_the_hour_succeeds(tmp_path
     assert readable.description == "not read whole: dt=2026-10-01/hour=05/zz-empty.csv"
     events = pl.read_parquet(tmp_path / "lake" / hourly_key("raw_events", HOUR))
     assert events.height == meta["rows_written"] > 0
+
+
+@pytest.mark.servers  # a whole Dagster job in process
+def test_hour_without_landing_files_is_an_empty_hour(tmp_path: Path) -> None:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    simulate(landing, ["acme"], HOUR, HOUR + timedelta(hours=1), 50, seed=4)
+    # 06:00 has no landing folder at all: it is written empty and named in the metadata.
+    result = run(settings_for(str(landing), str(lake)), HOUR, HOUR + timedelta(hours=1))
+    assert result.success
+    metadata = materialization(result, "raw_events")
+    assert (metadata["hours"], metadata["empty_hours"]) == (2, 1)
+    assert metadata["empty_hour_keys"] == ["2026-10-01-06:00"]
+    assert (metadata["rows_written"], metadata["landing_files"]) == (50, 1)
+    empty = pl.read_parquet(lake / hourly_key("raw_events", HOUR + timedelta(hours=1)))
+    assert empty.height == 0 and empty.schema == EVENT_SCHEMA
+    # A window over both hours exports: the full hour's rows, an empty file for the other.
+    output = destination_from_url(str(tmp_path / "out"))
+    export = parse_definitions(
+        {
+            "outputs": {"out": {"type": "local", "path": "/unused"}},
+            "exports": [
+                {
+                    "name": "t",
+                    "tenant": "acme",
+                    "dataset": "raw",
+                    "cadence": "hourly",
+                    "start": "2026-10-01T05:00:00Z",
+                    "output": {"name": "out", "path": "exp"},
+                }
+            ],
+        },
+        Path("t.yaml"),
+    ).exports[0]
+    done = export_window(
+        export, HOUR, HOUR + timedelta(hours=2), destination_from_url(str(lake)), output, "r"
+    )
+    assert [(f.key, f.rows) for f in done.files] == [
+        ("exp/2026-10-01-05-00.csv", 50),
+        ("exp/2026-10-01-06-00.csv", 0),
+    ]

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from exporter_pipeline.destinations import destination_from_url
-from exporter_pipeline.exports.execution import ExportFailed, export_window, throttled
+from exporter_pipeline.exports.execution import ExportFailed, export_window
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline_tests.exports.conftest import DAY, HOURS, Lake, build_lake, definition
 from exporter_pipeline_tests.files import file_digests
@@ -57,16 +57,6 @@ def test_rerun_overwrites_same_keys_same_bytes_and_removes_stale_parts(
     }
     assert json.loads((out / manifest).read_text())["run_id"] == "run-3"
     assert third.removed == []
-
-
-def test_progress_lines_are_throttled() -> None:
-    now = [100.0]
-    lines: list[tuple[int, int, str]] = []
-    report = throttled(lambda *line: lines.append(line), every=2.0, clock=lambda: now[0])
-    for done, moment in enumerate([100.5, 101.9, 102.1, 103.0, 104.0, 104.1, 110.0], start=1):
-        now[0] = moment
-        report(done, 7, f"file {done}")
-    assert lines == [(3, 7, "file 3"), (6, 7, "file 6"), (7, 7, "file 7")]
 
 
 def test_rerun_of_one_day_removes_only_that_days_stale_files(lake: Lake, tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ again), reconciliation checks and run tags."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
@@ -289,3 +291,108 @@ def test_late_raw_hour_triggers_the_opt_in_reexport_of_its_window(
         asset_selection=dg.AssetSelection.assets(key),
     )
     assert evaluation.get_requested_partitions(key) == {"2026-10-01"}
+
+
+def on_demand_config(tenant: str, path: str) -> dict[str, Any]:
+    task = {
+        "name": "typo_task",
+        "tenant": tenant,
+        "start_time": "2026-10-02T10:00:00Z",
+        "end_time": "2026-10-02T12:00:00Z",
+        "output": "local",
+        "path": path,
+    }
+    return {"ops": {"export_task": {"config": task}}}
+
+
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
+def test_on_demand_job_refuses_a_tenant_nobody_knows(project: Project) -> None:
+    job = project.defs.resolve_job_def("export_on_demand")
+    result = job.execute_in_process(
+        run_config=on_demand_config("acmee", "typo"),
+        instance=project.instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None and failure.cause is not None
+    assert failure.cause.message.splitlines()[0] == (
+        "exporter_pipeline.errors.DefinitionError: export task 'typo_task' (/tenant): "
+        "unknown tenant 'acmee': the definitions store has no export, output or API key "
+        "of it and the lake holds no event of it from 2026-10-02T10:00:00Z to "
+        "2026-10-02T12:00:00Z"
+    )
+    assert [f for f in project.files() if f.startswith("typo/")] == []
+
+
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
+def test_on_demand_job_says_no_data_for_a_known_tenant(project: Project) -> None:
+    # acme has exports in the store, but no event before the lake's first day.
+    job = project.defs.resolve_job_def("export_on_demand")
+    config = on_demand_config("acme", "quiet")
+    config["ops"]["export_task"]["config"] |= {
+        "start_time": "2026-09-30T22:00:00Z",
+        "end_time": "2026-09-30T23:00:00Z",
+    }
+    (project.root / "lake" / "raw_events" / "dt=2026-09-30" / "hour=22").mkdir(parents=True)
+    empty = project.root / "lake" / "raw_events" / "dt=2026-09-30" / "hour=22" / "events.parquet"
+    first = project.root / "lake" / "raw_events" / "dt=2026-10-01" / "hour=00" / "events.parquet"
+    pl.read_parquet(first).clear().write_parquet(empty)
+    result = job.execute_in_process(run_config=config, instance=project.instance)
+    assert result.success
+    [output] = [
+        e.event_specific_data.metadata  # type: ignore[union-attr]  # a STEP_OUTPUT event
+        for e in result.all_events
+        if e.event_type_value == "STEP_OUTPUT"
+    ]
+    assert output["note"].value == (
+        "no data for tenant 'acme' from 2026-09-30T22:00:00Z to 2026-09-30T23:00:00Z"
+    )
+    assert output["rows"].value == 0
+
+
+@pytest.mark.servers  # whole Dagster jobs over 3 ingested days (the `project` fixture)
+def test_every_execution_carries_its_progress(project: Project) -> None:
+    began = time.monotonic()
+    result = project.run_export("daily_raw", tags=range_tags("2026-10-01", "2026-10-02"))
+    elapsed = time.monotonic() - began
+    assert result.success
+    run = project.instance.get_run_by_id(result.run_id)
+    assert run is not None and run.tags["progress"] == "100"
+    [materialization, *_] = result.get_asset_materialization_events()
+    assert materialization.materialization.metadata["progress"].value == 100
+    lines = [
+        e.user_message
+        for e in project.instance.all_logs(result.run_id)
+        if e.user_message.startswith("progress ")
+    ]
+    # 48 files: the first and the last always, between them at most one a second.
+    assert lines[0] == "progress 2%: window 1/2 (2026-10-01): 1/24 files, 2026-10-01 00:00"
+    assert lines[-1] == "progress 100%: window 2/2 (2026-10-02): 24/24 files, 2026-10-02 23:00"
+    assert 2 <= len(lines) <= 2 + int(elapsed)
+    # Progress adds no observation: one per window, as the delivery sensor reads them.
+    observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert len(observed) == 2
+
+    job = project.defs.resolve_job_def("export_on_demand")
+    task = job.execute_in_process(
+        run_config=on_demand_config("acme", "progress"), instance=project.instance
+    )
+    assert task.success
+    on_demand = project.instance.get_run_by_id(task.run_id)
+    assert on_demand is not None and on_demand.tags["progress"] == "100"
+    output = task.output_for_node("export_task")
+    assert output["files"] == ["progress/2026-10-02-10-00.csv", "progress/2026-10-02-11-00.csv"]
+    lines = [
+        e.user_message
+        for e in project.instance.all_logs(task.run_id)
+        if e.user_message.startswith("progress ")
+    ]
+    assert lines[0] == "progress 50%: 1/2 files, 2026-10-02 10:00"
+    assert lines[-1] == "progress 100%: 2/2 files, 2026-10-02 11:00"
+    [metadata] = [
+        e.event_specific_data.metadata  # type: ignore[union-attr]  # a STEP_OUTPUT event
+        for e in task.all_events
+        if e.event_type_value == "STEP_OUTPUT"
+    ]
+    assert metadata["progress"].value == 100
