@@ -10,7 +10,12 @@ from exporter_pipeline.destinations.outputs import named
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.privacy.erasure import erase_user
 from exporter_pipeline.privacy.published import PublishedIn
-from exporter_pipeline.privacy.retention import RetentionPolicy, apply_retention, plan_retention
+from exporter_pipeline.privacy.retention import (
+    RetentionPolicy,
+    apply_retention,
+    plan_retention,
+    reason_of,
+)
 from exporter_pipeline.privacy.user_export import export_user
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.shards import Shard, holds, holds_lake, wrong_location
@@ -153,15 +158,20 @@ def tenant_outputs(outputs: OutputsResource, tenant: str) -> PublishedIn:
 
 def managed_outputs(
     outputs: OutputsResource, exports: list[ExportDefinition], shard: Shard | None
-) -> dict[str, tuple[Destination, list[str]]]:
+) -> tuple[dict[str, tuple[Destination, list[str]]], dict[str, str]]:
     """Every managed output this location's tenants may use, with the paths its
-    definition exports write there (on-demand tasks and user exports may be anywhere)."""
+    definition exports write there (on-demand tasks and user exports may be anywhere),
+    and the outputs that could not be opened, with why."""
     managed: dict[str, tuple[Destination, list[str]]] = {}
+    unreachable: dict[str, str] = {}
     for name, output in sorted(outputs.outputs().items()):
         if output.managed and (output.tenant is None or holds(shard, output.tenant)):
             paths = [e.output.path for e in exports if e.output.name == name]
-            managed[name] = (outputs.destination(name), paths)
-    return managed
+            try:
+                managed[name] = (outputs.destination(name), paths)
+            except Exception as error:
+                unreachable[name] = reason_of(error)
+    return managed, unreachable
 
 
 def build_retention_job(
@@ -176,7 +186,7 @@ def build_retention_job(
     ) -> dg.Output[dict]:
         """Delete lake hours and managed export files past their retention."""
         now = datetime.fromisoformat(config.now) if config.now else datetime.now(UTC)
-        managed = managed_outputs(outputs, exports, shard)
+        managed, unreachable = managed_outputs(outputs, exports, shard)
         policy = retention_policy(Settings.from_env())
         # The lake's hours are removed by the location holding the lake only (shard 0);
         # in an operator's output each location removes its own tenants' exports.
@@ -196,6 +206,15 @@ def build_retention_job(
                 context.log.info(f"{verb} {output}:{key}")
         if not config.dry_run:
             apply_retention(plan, lake.lake(), managed)
+        unreachable |= plan.unreachable
+        if unreachable:
+            # After the others were done: the run fails so the operator sees what is left.
+            done = "planned" if config.dry_run else "done"
+            left = "; ".join(f"output {name}: {why}" for name, why in sorted(unreachable.items()))
+            raise dg.Failure(
+                f"retention could not read {left} (the other outputs and the lake were {done})",
+                allow_retries=False,
+            )
         return dg.Output(
             {"lake": plan.lake_keys, "exports": plan.export_keys},
             metadata={

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from exporter_pipeline.destinations import Destination
+from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.lake import hourly_key, lake_hours
 from exporter_pipeline.privacy.published import OutputContents, read_output
 
@@ -32,6 +33,8 @@ class RetentionPolicy:
 class RetentionPlan:
     lake_keys: list[str] = field(default_factory=list)
     export_keys: dict[str, list[str]] = field(default_factory=dict)
+    # Outputs that could not be read (why): the others are planned all the same.
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -64,12 +67,22 @@ def plan_retention(
                 if hour + timedelta(hours=1) <= now - age:
                     plan.lake_keys.append(hourly_key(dataset, hour))
     for name, (destination, paths) in sorted(managed.items()):
-        expired = _expired_in_output(
-            read_output(destination), paths, now - policy.export_files, holds
-        )
+        try:
+            contents = read_output(destination)
+        # One tenant's output down (or its credentials gone) never stops the others'.
+        except Exception as error:
+            plan.unreachable[name] = reason_of(error)
+            continue
+        expired = _expired_in_output(contents, paths, now - policy.export_files, holds)
         if expired:
             plan.export_keys[name] = sorted(expired)
     return plan
+
+
+def reason_of(error: Exception) -> str:
+    """What to say of an output that failed: our own errors and OS errors say what was
+    wrong without secrets; an SDK's text might hold one, so only its kind is told."""
+    return str(error) if isinstance(error, ExporterError | OSError) else type(error).__name__
 
 
 def _expired_in_output(

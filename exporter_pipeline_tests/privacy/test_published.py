@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 import zstandard
 
+from exporter_pipeline.destinations.base import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
 from exporter_pipeline.exports.formats import file_suffix, format_compression_pairs
 from exporter_pipeline.exports.manifest import ManifestFile, build_manifest, sha256_of
@@ -144,3 +145,26 @@ def test_a_manifest_goes_with_any_file_it_lists(tmp_path: Path) -> None:
         LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy(), holds=lambda _: False
     )
     assert other.export_keys == {}
+
+
+class _Unreachable(LocalDestination):
+    """An output whose server refuses: a tenant's bucket down."""
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_an_output_that_cannot_be_read_leaves_the_others_planned(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    item = published(root, "csv", None, ROWS)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    old = (now - timedelta(days=8)).timestamp()
+    for key in (item.key, item.manifest.files[0].key):
+        os.utime(root / key, (old, old))
+    managed = {
+        "a_down": (_Unreachable(tmp_path / "down"), ["x"]),
+        "b_up": (LocalDestination(root), ["elsewhere"]),
+    }
+    plan = plan_retention(LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy())
+    assert plan.export_keys == {"b_up": sorted([item.manifest.files[0].key, item.key])}
+    assert plan.unreachable == {"a_down": "[Errno 111] Connection refused"}
