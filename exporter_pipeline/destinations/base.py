@@ -11,6 +11,7 @@ A destination owns its client: close it (or use it as a context manager) when do
 from __future__ import annotations
 
 import abc
+import builtins
 import contextlib
 import tempfile
 import uuid
@@ -109,6 +110,12 @@ class Destination(abc.ABC):
 
     def exists(self, key: str) -> bool:
         return any(o.key == key for o in self.list(key))
+
+    def remove_temporaries(self, prefix: str, before: datetime) -> builtins.list[str]:
+        """Remove what writes killed mid-way left for keys starting with `prefix`, if it is
+        older than `before`; returns the names removed. A bucket holds none: its uploads
+        become objects only when complete (unfinished ones are the bucket's to expire)."""
+        return []
 
     def check(self) -> str:
         """Write, read back and delete a small object, as peers do when an output is created.
