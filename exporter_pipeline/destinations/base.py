@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import builtins
 import contextlib
+import io
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -133,10 +134,8 @@ class Destination(abc.ABC):
         return key
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="exporter-put-") as tmp:
-            path = Path(tmp) / "object"
-            path.write_bytes(data)
-            self.put_file(path, key)
+        # From memory, not a temporary file: a process killed here leaves nothing behind.
+        self.put_stream(io.BytesIO(data), len(data), key)
 
     def get_bytes(self, key: str) -> bytes:
         with self.local_copy(key) as path:
