@@ -118,6 +118,11 @@ def build_on_demand_job(
         result = export_window(
             export, start, end, lake.lake(), destination, context.run_id, throttled(progress)
         )
+        if result.left:  # published; only the clean-up after the switch failed
+            context.log.warning(
+                f"could not remove old files {result.left}; no manifest lists them and the "
+                "next run of the window removes them"
+            )
         summary = {
             "manifest": result.manifest_key,
             "rows": result.rows,
