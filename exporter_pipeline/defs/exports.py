@@ -164,6 +164,11 @@ def _export_one_window(
         f"{result.bytes} bytes, manifest {result.manifest_key}"
         + (f", removed stale {result.removed}" if result.removed else "")
     )
+    if result.left:  # the window is published; only the clean-up after the switch failed
+        context.log.warning(
+            f"window {key}: could not remove old files {result.left}; no manifest lists "
+            "them and the next run of the window removes them"
+        )
     return result
 
 

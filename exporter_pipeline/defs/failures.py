@@ -23,7 +23,6 @@ run config.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,12 +39,8 @@ from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_de
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.execution import error_record as window_error_record
-from exporter_pipeline.exports.execution import hours_of
 from exporter_pipeline.exports.manifest import ErrorRecord, Manifest
 from exporter_pipeline.exports.naming import (
-    TIME_FORMAT,
-    data_key_prefix,
-    data_key_time,
     error_key,
     manifest_key,
     manifests_prefix,
@@ -151,19 +146,6 @@ def _run_id_at(
         return None  # removed meanwhile, or not ours to read: nobody's
 
 
-def _files_written_since(
-    destination: Destination, path: str, window: Window, since: datetime
-) -> bool:
-    """Whether data files of the window were put after `since` (a run died publishing)."""
-    times = {*hours_of(*window), window[0]}
-    names = [f"{moment.astimezone(UTC):{TIME_FORMAT}}" for moment in times]
-    common = os.path.commonprefix(names)  # noqa: RUF071  # names, not paths: by character
-    return any(
-        data_key_time(path, info.key) in times and info.modified >= since
-        for info in destination.list(data_key_prefix(path, common))
-    )
-
-
 @dataclass(frozen=True)
 class RunTarget:
     """One export of a run and the windows the run was to write."""
@@ -216,7 +198,6 @@ def report_failed_run(
     definitions: DefinitionsFile,
     run: dg.DagsterRun,
     reason: str,
-    started: datetime,
     is_later_run: Callable[[str], bool],
     destination_for: Callable[[str], Destination],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -226,7 +207,7 @@ def report_failed_run(
     for target in run_targets(definitions, run):
         # Each output is opened for its own windows and closed after them.
         with destination_for(target.export.output.name) as destination:
-            written += _report_target(target, destination, run, reason, started, is_later_run, now)
+            written += _report_target(target, destination, run, reason, is_later_run, now)
     return written
 
 
@@ -235,7 +216,6 @@ def _report_target(
     destination: Destination,
     run: dg.DagsterRun,
     reason: str,
-    started: datetime,
     is_later_run: Callable[[str], bool],
     now: Callable[[], datetime],
 ) -> list[str]:
@@ -251,8 +231,10 @@ def _report_target(
         answered = {r for s in states.values() for r in (s.manifest_run, s.error_run) if r}
         later = {r for r in answered - {run.run_id} if is_later_run(r)}
         for window in windows_to_report(run.run_id, target.windows, states, later):
-            published = _files_written_since(destination, path, window, started)
-            record = error_record(export, run.run_id, window, reason, published, now())
+            # A window is published by its manifest only, and this run's is not there:
+            # files it put before dying are at names no manifest lists (the next run of
+            # the window removes them), so nothing of it was published.
+            record = error_record(export, run.run_id, window, reason, False, now())
             key = error_key(path, *window)
             destination.put_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2), key)
             written.append(key)
@@ -301,11 +283,6 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
         messages = [e.message or "" for e in instance.all_logs(run.run_id, of_type=_MESSAGE_EVENTS)]
         record = instance.get_run_record_by_id(run.run_id)
         created = _aware(record.create_timestamp) if record else datetime.now(UTC)
-        started = (
-            datetime.fromtimestamp(record.start_time, UTC)
-            if record and record.start_time
-            else created
-        )
 
         def is_later_run(other: str) -> bool:
             found = instance.get_run_record_by_id(other)
@@ -317,7 +294,7 @@ def _build_sensor(definitions: DefinitionsFile, status: dg.DagsterRunStatus) -> 
             return DefinitionsStore.from_settings().open_output(output)
 
         reason = failure_reason(status.value, messages)
-        written = report_failed_run(definitions, run, reason, started, is_later_run, destination_of)
+        written = report_failed_run(definitions, run, reason, is_later_run, destination_of)
         observe_error_files(instance, definitions, run, written)
         context.log.info(
             f"run {run.run_id} ended {status.value}: "

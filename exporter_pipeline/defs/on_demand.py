@@ -149,6 +149,11 @@ def build_on_demand_job(
         )
         if not result.rows:
             context.log.warning(_no_data(export, start, end))
+        if result.left:  # published; only the clean-up after the switch failed
+            context.log.warning(
+                f"could not remove old files {result.left}; no manifest lists them and the "
+                "next run of the window removes them"
+            )
         summary = {
             "manifest": result.manifest_key,
             "rows": result.rows,

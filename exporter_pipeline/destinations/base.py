@@ -11,7 +11,9 @@ A destination owns its client: close it (or use it as a context manager) when do
 from __future__ import annotations
 
 import abc
+import builtins
 import contextlib
+import io
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -110,6 +112,12 @@ class Destination(abc.ABC):
     def exists(self, key: str) -> bool:
         return any(o.key == key for o in self.list(key))
 
+    def remove_temporaries(self, prefix: str, before: datetime) -> builtins.list[str]:
+        """Remove what writes killed mid-way left for keys starting with `prefix`, if it is
+        older than `before`; returns the names removed. A bucket holds none: its uploads
+        become objects only when complete (unfinished ones are the bucket's to expire)."""
+        return []
+
     def check(self) -> str:
         """Write, read back and delete a small object, as peers do when an output is created.
 
@@ -126,10 +134,8 @@ class Destination(abc.ABC):
         return key
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="exporter-put-") as tmp:
-            path = Path(tmp) / "object"
-            path.write_bytes(data)
-            self.put_file(path, key)
+        # From memory, not a temporary file: a process killed here leaves nothing behind.
+        self.put_stream(io.BytesIO(data), len(data), key)
 
     def get_bytes(self, key: str) -> bytes:
         with self.local_copy(key) as path:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ from exporter_pipeline.destinations.base import DEFAULT_URL_TTL, Destination, Ob
 
 # Temporaries carry this prefix so a listing never shows a half-written file.
 TEMP_PREFIX = ".tmp-"
+# `put_stream`'s temporary of `<name>`: `.tmp-<32 hex>-<name>`.
+_TEMPORARY = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{32}-(.+)")
 
 
 class LocalDestination(Destination):
@@ -114,6 +118,24 @@ class LocalDestination(Destination):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def remove_temporaries(self, prefix: str, before: datetime) -> builtins.list[str]:
+        """Remove the temporaries of keys starting with `prefix` last written before
+        `before`: a process killed inside `put_stream` leaves its `.tmp-<uuid>-<name>`
+        (never listed); a write still going on touches its own after `before`."""
+        folder, _, start = prefix.rpartition("/")
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
+            return []
+        removed = []
+        for entry in os.scandir(base):
+            match = _TEMPORARY.fullmatch(entry.name)
+            if not match or not match.group(1).startswith(start) or not entry.is_file():
+                continue
+            if datetime.fromtimestamp(entry.stat().st_mtime, UTC) < before:
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(f"{folder}/{entry.name}" if folder else entry.name)
+        return sorted(removed)
 
 
 def _may_hold(folder_key: str, prefix: str) -> bool:

@@ -1,16 +1,15 @@
 """One execution of an export over one window: select, write, publish, manifest last.
 
 The window's files are first written to a local working folder. Only when every file
-is complete are they put at their final keys (each put is atomic), files of the same
-window that the new manifest does not list are removed, and the manifest is written
-last. A failure before publishing leaves the output as it was, plus an error file
-(seed 004) beside where the manifest would be, with the reason.
+is complete are they published, all or nothing (`exports/publish.py`): uploaded under
+names that are not live, the manifest written last as the switch, then the old window's
+other files removed. A failure before the switch leaves the output as it was, plus an
+error file (seed 004) beside where the manifest would be, with the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from collections.abc import Callable
@@ -30,16 +29,12 @@ from exporter_pipeline.exports.manifest import (
     build_manifest,
     iso,
     manifest_bytes,
-    sha256_of,
 )
 from exporter_pipeline.exports.naming import (
-    TIME_FORMAT,
-    data_key,
-    data_key_prefix,
-    data_key_time,
     error_key,
     manifest_key,
 )
+from exporter_pipeline.exports.publish import Publication, Staged
 from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.exports.workdirs import work_folder
 from exporter_pipeline.exports.writers import write_file, write_parts
@@ -61,6 +56,8 @@ class ExecutionResult:
     manifest_key: str
     files: list[ManifestFile] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # Old files the clean-up after the switch could not remove (the next run removes them).
+    left: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -99,18 +96,14 @@ def _write_window(
     files: _LakeFiles,
     work: Path,
     progress: Progress,
-) -> tuple[list[tuple[Path, str, int]], list[str]]:
-    """Every file of the window in `work` as (local file, final key, rows), and the columns."""
-    suffix = file_suffix(export.format, export.compression)
-    path = export.output.path
-    written: list[tuple[Path, str, int]] = []
+) -> tuple[list[Staged], list[str]]:
+    """Every file of the window, complete in `work`, and the columns."""
+    written: list[Staged] = []
 
     def keep(moment: datetime, parts: list[tuple[Path, int]]) -> None:
         numbered = len(parts) > 1
         for number, (local, rows) in enumerate(parts, start=1):
-            written.append(
-                (local, data_key(path, moment, suffix, number if numbered else None), rows)
-            )
+            written.append(Staged(local, moment, number if numbered else None, rows))
 
     dataset = DATASETS[export.dataset]
     if isinstance(dataset, RowsDataSet):
@@ -137,24 +130,6 @@ def _write_window(
     keep(start, [(local, write_file(frame, export.format, export.compression, local))])
     progress(1, 1, f"{start:%Y-%m-%d %H:%M}")
     return written, frame.collect_schema().names()
-
-
-def _stale_files(
-    output: Destination, path: str, start: datetime, end: datetime, keep: set[str]
-) -> list[str]:
-    """Data files of the window's times under `path` that the new manifest does not list.
-
-    Only the keys that share the window's longest common name prefix are listed (a day's
-    files for a daily window), not everything the export ever wrote.
-    """
-    window_times = {*hours_of(start, end), start}
-    names = [f"{moment.astimezone(UTC):{TIME_FORMAT}}" for moment in window_times]
-    common = os.path.commonprefix(names)  # noqa: RUF071  # names, not paths: by character
-    stale = []
-    for info in output.list(data_key_prefix(path, common)):
-        if data_key_time(path, info.key) in window_times and info.key not in keep:
-            stale.append(info.key)
-    return stale
 
 
 def error_record(
@@ -190,9 +165,10 @@ def export_window(
 ) -> ExecutionResult:
     """Run one execution of `export` for [start, end) and publish it to `output`."""
     began = time.monotonic()
+    began_at = datetime.now(UTC)
     path = export.output.path
     result = ExecutionResult(export.name, start, end, manifest_key(path, start, end))
-    published = False
+    publication = Publication(output, path, start, end)
     try:
         with (
             work_folder(export.name) as work,  # also removes folders dead runs left
@@ -200,31 +176,32 @@ def export_window(
         ):
             files = _LakeFiles(lake, stack)
             written, columns = _write_window(export, start, end, files, work, progress or _quiet)
-            published = True
-            for local, key, rows in written:
-                entry = ManifestFile(key, rows, local.stat().st_size, sha256_of(local))
-                output.move_file(local, key)  # a rename when the output is a local folder
-                result.files.append(entry)
-        for key in _stale_files(output, path, start, end, {f.key for f in result.files}):
-            output.delete(key)
-            result.removed.append(key)
-        manifest = build_manifest(
-            export=export.name,
-            tenant=export.tenant,
-            dataset=export.dataset,
-            start=start,
-            end=end,
-            run_id=run_id,
-            file_format=export.format,
-            compression=export.compression,
-            columns=columns,
-            files=result.files,
-        )
-        output.put_bytes(manifest_bytes(manifest), result.manifest_key)
-        output.delete(error_key(path, start, end))
+
+            def manifest_of(published: list[ManifestFile]) -> bytes:
+                return manifest_bytes(
+                    build_manifest(
+                        export=export.name,
+                        tenant=export.tenant,
+                        dataset=export.dataset,
+                        start=start,
+                        end=end,
+                        run_id=run_id,
+                        file_format=export.format,
+                        compression=export.compression,
+                        columns=columns,
+                        files=published,
+                    )
+                )
+
+            suffix = file_suffix(export.format, export.compression)
+            done = publication.publish(written, suffix, manifest_of, began_at)
+        result.files, result.removed, result.left = done.files, done.removed, done.left
     except Exception as error:
+        publication.abandon()
         reason = str(error) if isinstance(error, ExporterError) else _unexpected(error)
-        record = error_record(export, run_id, start, end, reason, published, datetime.now(UTC))
+        record = error_record(
+            export, run_id, start, end, reason, publication.switched, datetime.now(UTC)
+        )
         with contextlib.suppress(Exception):  # the original error is the one to report
             output.put_bytes(
                 orjson.dumps(record, option=orjson.OPT_INDENT_2), error_key(path, start, end)

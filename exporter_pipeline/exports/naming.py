@@ -10,16 +10,24 @@ TIME_FORMAT: Final = "%Y-%m-%d-%H-%M"
 MANIFEST_FOLDER: Final = "_manifests"
 ERROR_SUFFIX: Final = ".error.json"
 _DATA_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(\d{3}))?\.[a-z0-9.]+$")
+# A versioned name carries this many lowercase hex characters of its content's sha256.
+VERSION_CHARS: Final = 12
 
 
 def _join(path: str, name: str) -> str:
     return f"{path.strip('/')}/{name}" if path.strip("/") else name
 
 
-def data_key(path: str, moment: datetime, suffix: str, part: int | None = None) -> str:
-    """`<path>/yyyy-MM-dd-HH-mm[-NNN].<suffix>` (seed 000's naming, parts when split)."""
+def data_key(
+    path: str, moment: datetime, suffix: str, part: int | None = None, version: str | None = None
+) -> str:
+    """`<path>/yyyy-MM-dd-HH-mm[-NNN][.<version>].<suffix>` (seed 000's naming, parts when
+    split; `version`, the content's sha256 prefix, when the plain name is taken)."""
     number = f"-{part:03d}" if part is not None else ""
-    return _join(path, f"{moment.astimezone(UTC):{TIME_FORMAT}}{number}.{suffix}")
+    if version is not None and not re.fullmatch(f"[0-9a-f]{{{VERSION_CHARS}}}", version):
+        raise ValueError(f"version {version!r} is not {VERSION_CHARS} lowercase hex characters")
+    tag = f".{version}" if version is not None else ""
+    return _join(path, f"{moment.astimezone(UTC):{TIME_FORMAT}}{number}{tag}.{suffix}")
 
 
 def data_key_prefix(path: str, name_start: str = "") -> str:

@@ -106,7 +106,6 @@ def report(
         definitions,
         run,
         DIED,
-        datetime(2026, 11, 1, tzinfo=UTC),
         lambda other: other in later,
         lambda name: output,
         now=lambda: datetime(2026, 11, 2, tzinfo=UTC),
@@ -250,7 +249,7 @@ def test_a_window_the_run_reported_or_a_later_run_answered_is_left_alone(
     assert output.get_bytes(MANIFEST_1) == manifest_by("re-run")
 
 
-def test_files_a_run_put_before_dying_are_said_to_be_published(
+def test_files_a_run_put_before_dying_are_not_published(
     definitions: DefinitionsFile, output: Destination
 ) -> None:
     run = dg.DagsterRun(
@@ -258,12 +257,13 @@ def test_files_a_run_put_before_dying_are_said_to_be_published(
         run_id="dead-run",
         tags={"dagster/partition": "2026-10-01-05:00"},
     )
-    output.put_bytes(b"a,b\n", "hourly/2026-10-01-05-00.csv")  # after the run started
+    # Put after the run started, but no manifest of the run lists it: not published.
+    output.put_bytes(b"a,b\n", "hourly/2026-10-01-05-00.csv")
     assert report(definitions, output, run) == [
         "hourly/_manifests/2026-10-01-05-00_2026-10-01-06-00.error.json"
     ]
     error = document(output, "hourly/_manifests/2026-10-01-05-00_2026-10-01-06-00.error.json")
-    assert error["files_published"] is True
+    assert error["files_published"] is False
 
 
 def test_an_on_demand_task_is_reported_at_its_own_path(

@@ -4,6 +4,7 @@ only the tenant's rows (the sandbox itself: `hostile/test_query_sandbox.py`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -37,21 +38,25 @@ def test_rerun_overwrites_same_keys_same_bytes_and_removes_stale_parts(
     assert all(f.bytes <= 100_000 for f in first.files)
     assert first.rows == sum(f.rows for f in first.files)
 
-    # The same window again without splitting: one file per hour, the parts are gone.
+    # The same window again without splitting: one file per hour, the parts are gone. The
+    # window was published, so its new files take versioned names (a name never changes
+    # content): the content's sha256 prefix before the suffix.
     whole = definition(format="csv")
     second = export_window(whole, START, END, lake.store, output, "run-2")
-    assert [f.key for f in second.files] == ["exp/2026-10-01-00-00.csv", "exp/2026-10-01-01-00.csv"]
+    digests = [hashlib.sha256((out / f.key).read_bytes()).hexdigest() for f in second.files]
+    assert [f.key for f in second.files] == [
+        f"exp/2026-10-01-00-00.{digests[0][:12]}.csv",
+        f"exp/2026-10-01-01-00.{digests[1][:12]}.csv",
+    ]
+    assert [f.sha256 for f in second.files] == digests
     assert sorted(second.removed) == sorted(f.key for f in first.files)
     assert second.rows == first.rows
     before = file_digests(out)
     third = export_window(whole, START, END, lake.store, output, "run-3")
     after = file_digests(out)
     manifest = "exp/_manifests/2026-10-01-00-00_2026-10-01-02-00.json"
-    assert (
-        set(after)
-        == set(before)
-        == {manifest, "exp/2026-10-01-00-00.csv", "exp/2026-10-01-01-00.csv"}
-    )
+    assert set(after) == set(before) == {manifest, *(f.key for f in second.files)}
+    assert [f.key for f in third.files] == [f.key for f in second.files]
     assert {k: v for k, v in after.items() if k != manifest} == {
         k: v for k, v in before.items() if k != manifest
     }

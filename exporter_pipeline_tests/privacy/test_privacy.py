@@ -185,7 +185,15 @@ def test_erasure_removes_the_user_everywhere_we_manage(tmp_path: Path) -> None:
     segments = lake_text(privacy, "view_segments")
     assert segments.filter(pl.col("user_id") == user).height == 0
     assert lake_text(privacy, "delivery_metrics")["played_ms"].sum() == raw["played_ms"].sum()
-    exported = (privacy.out / "raw/2026-10-01-00-00.csv").read_text()
+    # The regenerated file has new content, so a versioned name; the one that held the
+    # user is gone, and the manifest lists only the new one.
+    manifest = json.loads(
+        (privacy.out / "raw/_manifests/2026-10-01-00-00_2026-10-01-01-00.json").read_text()
+    )
+    [regenerated] = [f["key"] for f in manifest["files"]]
+    assert regenerated.startswith("raw/2026-10-01-00-00.") and regenerated.endswith(".csv")
+    assert not (privacy.out / "raw/2026-10-01-00-00.csv").exists()
+    exported = (privacy.out / regenerated).read_text()
     assert user not in exported and "acme" in exported
     after = duckdb.sql(
         f"select tenant, user_id, count(*) from {privacy.raw()} group by all"

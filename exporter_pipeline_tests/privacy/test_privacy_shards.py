@@ -7,6 +7,7 @@ retention removes its own exports' files."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -97,7 +98,14 @@ def test_erasure_is_refused_by_a_shard_that_does_not_hold_the_tenant(tmp_path: P
     erased = run(shards[0], "erase_user", run_config=config)
     assert erased.success
     assert erased.output_for_node("erase")["audit"]
-    assert user not in exported.read_text() and "acme" in exported.read_text()
+    # The regenerated file holds other bytes, so it has a versioned name (a name never
+    # changes content); the manifest lists only it, and the old file is gone.
+    manifest = json.loads(
+        (tmp_path / "out/acme/_manifests/2026-10-01-00-00_2026-10-01-01-00.json").read_text()
+    )
+    [regenerated] = [tmp_path / "out" / f["key"] for f in manifest["files"]]
+    assert regenerated.name.startswith("2026-10-01-00-00.") and not exported.exists()
+    assert user not in regenerated.read_text() and "acme" in regenerated.read_text()
 
 
 @pytest.mark.servers  # whole Dagster jobs (execute_in_process)
