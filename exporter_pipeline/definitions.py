@@ -7,6 +7,7 @@ from exporter_pipeline.defs.derived import build_derived_assets
 from exporter_pipeline.defs.events import build_raw_events_asset
 from exporter_pipeline.defs.exports import build_export_asset, build_export_job
 from exporter_pipeline.defs.failures import build_failure_sensors
+from exporter_pipeline.defs.late_data import build_late_data_sensors
 from exporter_pipeline.defs.loading import build_export_objects
 from exporter_pipeline.defs.on_demand import build_on_demand_job
 from exporter_pipeline.defs.on_demand_location import on_demand_location
@@ -84,7 +85,11 @@ def build_definitions(
         assets=[*lake_assets(hours, shard), *exports.assets],
         jobs=[*exports.jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
         schedules=[*exports.schedules, *privacy_schedules],
-        sensors=[*delivery_sensors, *build_failure_sensors(definitions)],
+        sensors=[
+            *delivery_sensors,
+            *build_failure_sensors(definitions),
+            *build_late_data_sensors(exports.loaded),
+        ],
         # Steps run inside the run worker, not in child processes: a killed worker then
         # takes its writing with it (a step child would go on and publish), and
         # partitions, not steps, are the unit of parallel work.

@@ -8,11 +8,13 @@ window; its Dagster status is the execution status.
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 
+from exporter_pipeline.defs.late_data import flag_late_data, late_data_condition
 from exporter_pipeline.defs.partitions import backfill_policy_accepted
 from exporter_pipeline.defs.progress import run_progress
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
@@ -52,17 +54,6 @@ def export_partitions_def(export: ExportDefinition) -> dg.TimeWindowPartitionsDe
         end_date=end.strftime(day) if end else None,
         day_offset=(start.weekday() + 1) % 7,
     )
-
-
-def late_data_condition() -> dg.AutomationCondition:
-    """Re-export a window that was exported before, once its raw hours changed."""
-    return (
-        ~dg.AutomationCondition.missing()
-        & dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-    ).with_label("re-export on late data")
 
 
 def export_tags(export: ExportDefinition) -> dict[str, str]:
@@ -114,6 +105,7 @@ def build_export_asset(
     def export_asset(
         context: dg.AssetExecutionContext, lake: LakeResource, outputs: OutputsResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        began = time.time()
         store = lake.lake()
         destination = outputs.destination(export.output.name)
         meter = run_progress(context, len(context.partition_keys))
@@ -121,6 +113,8 @@ def build_export_asset(
             _export_one_window(context, export, partitions_def, key, store, destination, meter)
             for key in context.partition_keys
         ]
+        if export.reexport_late_data:
+            flag_late_data(context, dataset.sources, [(r.start, r.end) for r in results], began)
         yield dg.MaterializeResult(metadata=_run_metadata(results, destination))
         yield _check(export, check_name, results, store, destination)
 
