@@ -1,8 +1,9 @@
 """The pure parts of erasure and retention in outputs, on local folders (no server): which
 quarantined records are a user's; an export rewritten without a user in every format and
 compression of `FILE_FORMATS` (kept rows byte for byte in JSON Lines, the manifest's rows,
-bytes and sha256 those of the new files); files with no user column left alone; a
-manifest planned for removal with any file it lists."""
+bytes and sha256 those of the new files); files with no user column left alone;
+retention judging a manifest by its own write time and keeping every file a live
+manifest lists (a re-run window)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from exporter_pipeline.destinations.base import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
 from exporter_pipeline.exports.formats import file_suffix, format_compression_pairs
 from exporter_pipeline.exports.manifest import ManifestFile, build_manifest, sha256_of
+from exporter_pipeline.exports.publish import Publication, Staged
 from exporter_pipeline.exports.writers import write_file
 from exporter_pipeline.privacy.erasure import _quarantine_matches
 from exporter_pipeline.privacy.published import Published, read_output, rewrite_without_user
@@ -131,20 +133,85 @@ def test_an_export_without_a_user_column_is_left_alone(tmp_path: Path, fmt: str)
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
-def test_a_manifest_goes_with_any_file_it_lists(tmp_path: Path) -> None:
-    """A young manifest listing an old file (a file kept by a re-run) goes with it."""
+def test_a_manifest_keeps_the_files_it_lists_and_goes_with_them(tmp_path: Path) -> None:
+    """A young manifest keeps an old file it lists (a file kept by a re-run); an expired
+    manifest goes with its files; another location's tenant's manifest is left."""
     root = tmp_path / "out"
     item = published(root, "csv", None, ROWS)
     now = datetime(2026, 12, 1, tzinfo=UTC)
     old = (now - timedelta(days=8)).timestamp()
     os.utime(root / item.manifest.files[0].key, (old, old))
     managed = {"managed": (LocalDestination(root), ["elsewhere"])}
-    plan = plan_retention(LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy())
-    assert plan.export_keys == {"managed": sorted([item.manifest.files[0].key, item.key])}
-    other = plan_retention(
-        LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy(), holds=lambda _: False
-    )
+    lake = LocalDestination(tmp_path / "lake")
+    assert plan_retention(lake, managed, now, RetentionPolicy()).export_keys == {}
+    for key in (item.key, item.manifest.files[1].key):
+        os.utime(root / key, (old, old))
+    plan = plan_retention(lake, managed, now, RetentionPolicy())
+    assert plan.export_keys == {
+        "managed": sorted([item.key, *(f.key for f in item.manifest.files)])
+    }
+    other = plan_retention(lake, managed, now, RetentionPolicy(), holds=lambda _: False)
     assert other.export_keys == {}
+
+
+def publish_window(out: LocalDestination, work: Path, frames: list[pl.LazyFrame]) -> list[str]:
+    """Publish one two-hour window of `tasks` (one CSV file an hour) as a run does."""
+    publication = Publication(out, "tasks", START, START + timedelta(hours=2))
+    staged = []
+    for hour, frame in enumerate(frames):
+        local = work / f"{hour}.csv"
+        staged.append(
+            Staged(
+                local, START + timedelta(hours=hour), None, write_file(frame, "csv", None, local)
+            )
+        )
+
+    def manifest_of(files: list[ManifestFile]) -> bytes:
+        return build_manifest(
+            export="task",
+            tenant="acme",
+            dataset="raw",
+            start=START,
+            end=START + timedelta(hours=2),
+            run_id="r",
+            file_format="csv",
+            compression=None,
+            columns=[],
+            files=files,
+        ).to_bytes()
+
+    done = publication.publish(staged, "csv", manifest_of, datetime.now(UTC))
+    return [f.key for f in done.files]
+
+
+@pytest.mark.parametrize("paths", [["elsewhere"], ["tasks"]])
+def test_a_re_run_window_stays_until_its_new_manifest_expires(
+    tmp_path: Path, paths: list[str]
+) -> None:
+    """Files 8 days old, hour 1 changed, re-run: nothing goes now (the new manifest keeps
+    the old hour-0 file); 8 days on, the manifest and both files it lists go, whether the
+    window is a task's (found by its manifest) or under a definition's path."""
+    root, work = tmp_path / "out", tmp_path / "work"
+    work.mkdir()
+    out = LocalDestination(root)
+    first = publish_window(out, work, [ROWS, ROWS])
+    assert first == ["tasks/2026-10-01-00-00.csv", "tasks/2026-10-01-01-00.csv"]
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=8)).timestamp()
+    for path in root.rglob("*"):
+        os.utime(path, (old, old))
+    second = publish_window(out, work, [ROWS, ROWS.head(3)])
+    changed = hashlib.sha256((root / second[1]).read_bytes()).hexdigest()
+    assert second == [first[0], f"tasks/2026-10-01-01-00.{changed[:12]}.csv"]
+    manifest = "tasks/_manifests/2026-10-01-00-00_2026-10-01-02-00.json"
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == (
+        sorted([*second, manifest])
+    )
+    managed = {"managed": (out, paths)}
+    lake = LocalDestination(tmp_path / "lake")
+    assert plan_retention(lake, managed, now, RetentionPolicy()).export_keys == {}
+    later = plan_retention(lake, managed, now + timedelta(days=8), RetentionPolicy())
+    assert later.export_keys == {"managed": sorted([*second, manifest])}
 
 
 class _Unreachable(LocalDestination):
@@ -159,12 +226,12 @@ def test_an_output_that_cannot_be_read_leaves_the_others_planned(tmp_path: Path)
     item = published(root, "csv", None, ROWS)
     now = datetime(2026, 12, 1, tzinfo=UTC)
     old = (now - timedelta(days=8)).timestamp()
-    for key in (item.key, item.manifest.files[0].key):
-        os.utime(root / key, (old, old))
+    os.utime(root / item.key, (old, old))  # an expired manifest takes the files it lists
     managed = {
         "a_down": (_Unreachable(tmp_path / "down"), ["x"]),
         "b_up": (LocalDestination(root), ["elsewhere"]),
     }
     plan = plan_retention(LocalDestination(tmp_path / "lake"), managed, now, RetentionPolicy())
-    assert plan.export_keys == {"b_up": sorted([item.manifest.files[0].key, item.key])}
+    listed = [f.key for f in item.manifest.files]
+    assert plan.export_keys == {"b_up": sorted([*listed, item.key])}
     assert plan.unreachable == {"a_down": "[Errno 111] Connection refused"}
