@@ -60,10 +60,13 @@ def test_quarantined_records_of_the_user() -> None:
     assert dict(zip(records, matched, strict=True)) == records
 
 
-def published(root: Path, fmt: str, compression: str | None, frame: pl.LazyFrame) -> Published:
+def published(
+    root: Path, fmt: str, compression: str | None, frames: pl.LazyFrame | list[pl.LazyFrame]
+) -> Published:
+    """A two-hour task window in `tasks`, one file an hour (`frame`, or one frame each)."""
     out = LocalDestination(root)
     files = []
-    for hour in range(2):
+    for hour, frame in enumerate(frames if isinstance(frames, list) else [frames, frames]):
         key = (
             f"tasks/{START + timedelta(hours=hour):%Y-%m-%d-%H-%M}.{file_suffix(fmt, compression)}"
         )
@@ -104,11 +107,18 @@ def test_an_export_is_rewritten_without_the_user(
 ) -> None:
     root = tmp_path / "out"
     item = published(root, fmt, compression, ROWS)
-    before = {f.key: text_of(root / f.key) for f in item.manifest.files}
+    before = [text_of(root / f.key) for f in item.manifest.files]
     assert rewrite_without_user(LocalDestination(root), item, "u") == 8  # 4 rows, 2 files
     manifest = json.loads((root / item.key).read_text())
     assert manifest["rows"] == 12 and [f["rows"] for f in manifest["files"]] == [6, 6]
-    for entry in manifest["files"]:
+    # New content, new (versioned) names; the old files are gone, nothing else is there.
+    suffix = file_suffix(fmt, compression)
+    assert [f["key"] for f in manifest["files"]] == [
+        f"tasks/2026-10-01-0{hour}-00.{f['sha256'][:12]}.{suffix}"
+        for hour, f in enumerate(manifest["files"])
+    ]
+    assert files_in(root) == sorted([item.key, *(f["key"] for f in manifest["files"])])
+    for entry, old in zip(manifest["files"], before, strict=True):
         path = root / entry["key"]
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert entry["bytes"] == path.stat().st_size
@@ -116,12 +126,50 @@ def test_an_export_is_rewritten_without_the_user(
             kept = pl.read_parquet(path)
             assert kept.equals(ROWS.collect().filter(pl.col("user_id").ne_missing("u")))
         elif fmt == "jsonl":  # every kept line as it was
-            lines = before[entry["key"]].splitlines(keepends=True)
+            lines = old.splitlines(keepends=True)
             assert text_of(path) == b"".join(line for line in lines if b'"user_id":"u"' not in line)
         else:
             kept = pl.read_csv(io.BytesIO(text_of(path)), infer_schema=False)
             assert kept["event_id"].to_list() == ["e1", "e2", "e4", "e6", "e7", "e8"]
     assert sum(f["bytes"] for f in manifest["files"]) == manifest["bytes"]
+
+
+def files_in(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_a_file_without_the_user_keeps_its_name(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    without = ROWS.filter(pl.col("user_id").ne_missing("u"))
+    item = published(root, "csv", None, [without, ROWS])
+    kept, changed = item.manifest.files
+    assert rewrite_without_user(LocalDestination(root), item, "u") == 4
+    files = json.loads((root / item.key).read_text())["files"]
+    assert files[0] == {"key": kept.key, "rows": 6, "bytes": kept.bytes, "sha256": kept.sha256}
+    new = hashlib.sha256((root / files[1]["key"]).read_bytes()).hexdigest()
+    assert files[1]["key"] == f"tasks/2026-10-01-01-00.{new[:12]}.csv" != changed.key
+    assert files_in(root) == sorted([item.key, kept.key, files[1]["key"]])
+
+
+class _FailsSecondPut(LocalDestination):
+    """An output whose second upload fails: the rewrite is all or nothing."""
+
+    moves = 0
+
+    def move_file(self, local_path: Path, key: str) -> None:
+        self.moves += 1
+        if self.moves == 2:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        super().move_file(local_path, key)
+
+
+def test_a_failed_rewrite_leaves_the_export_as_it_was(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    item = published(root, "csv", None, ROWS)
+    before = {key: (root / key).read_bytes() for key in files_in(root)}
+    with pytest.raises(ConnectionResetError):
+        rewrite_without_user(_FailsSecondPut(root), item, "u")
+    assert {key: (root / key).read_bytes() for key in files_in(root)} == before
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
