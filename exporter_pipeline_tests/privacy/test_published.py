@@ -7,6 +7,7 @@ manifest lists (a re-run window)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -21,6 +22,7 @@ import zstandard
 
 from exporter_pipeline.destinations.base import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
+from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.formats import file_suffix, format_compression_pairs
 from exporter_pipeline.exports.manifest import ManifestFile, build_manifest, sha256_of
 from exporter_pipeline.exports.publish import Publication, Staged
@@ -283,3 +285,20 @@ def test_an_output_that_cannot_be_read_leaves_the_others_planned(tmp_path: Path)
     listed = [f.key for f in item.manifest.files]
     assert plan.export_keys == {"b_up": sorted([*listed, item.key])}
     assert plan.unreachable == {"a_down": "[Errno 111] Connection refused"}
+
+
+def test_a_file_not_named_as_a_runs_is_named_and_nothing_changes(tmp_path: Path) -> None:
+    """A manifest no run wrote (its file has no time in its name) cannot be published
+    again by the rule: the error names the file, and the output is left as it was."""
+    root = tmp_path / "out"
+    item = published(root, "csv", None, ROWS)
+    odd = dataclasses.replace(item.manifest.files[1], key="tasks/odd.csv")
+    (root / item.manifest.files[1].key).rename(root / "tasks/odd.csv")
+    manifest = item.manifest.model_copy(update={"files": [item.manifest.files[0], odd]})
+    (root / item.key).write_bytes(manifest.to_bytes())
+    before = {key: (root / key).read_bytes() for key in files_in(root)}
+    with pytest.raises(
+        ExporterError, match=r"^tasks/odd\.csv is not named as an export's data file$"
+    ):
+        rewrite_without_user(LocalDestination(root), Published(item.key, manifest), "u")
+    assert {key: (root / key).read_bytes() for key in files_in(root)} == before
