@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from exporter_pipeline.defs.exports import export_partitions_def
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.outputs import named
@@ -121,7 +122,9 @@ def build_erase_job(
             run_id=context.run_id,
             log=context.log.info,
             published=tenant_outputs(outputs, config.tenant),
+            busy=lambda export: export_in_progress(context.instance, export),
         )
+        observe_regenerated(context, report.regenerated, exports)
         # Metadata names no personal data: partitions, counts and the audit entry only.
         return dg.Output(
             {"audit": report.audit_key},
@@ -145,6 +148,40 @@ def build_erase_job(
         erase()
 
     return erase_user_job
+
+
+def observe_regenerated(
+    context: dg.OpExecutionContext,
+    regenerated: list[tuple[str, datetime, str]],
+    exports: list[ExportDefinition],
+) -> None:
+    """An observation of each regenerated window, as the export asset logs one: the
+    delivery sensor takes the manifest from it and delivers the window again."""
+    by_name = {e.name: e for e in exports}
+    for name, start, manifest in regenerated:
+        partitions_def = export_partitions_def(by_name[name])
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=["exports", name],
+                partition=partitions_def.get_partition_key_for_timestamp(start.timestamp()),
+                metadata={"manifest": manifest},
+            )
+        )
+
+
+# A run in one of these has started or may start at any moment.
+_IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def export_in_progress(instance: dg.DagsterInstance, export: ExportDefinition) -> bool:
+    """Whether a run of `export` (its runs carry the tag `export`) is queued or running."""
+    runs = dg.RunsFilter(statuses=_IN_PROGRESS, tags={"export": export.name})
+    return bool(instance.get_run_records(runs, limit=1))
 
 
 def tenant_outputs(outputs: OutputsResource, tenant: str) -> PublishedIn:

@@ -48,6 +48,27 @@ def manifest_key(path: str, start: datetime, end: datetime) -> str:
     )
 
 
+def manifest_window(path: str, key: str) -> tuple[datetime, datetime] | None:
+    """The window a manifest of `path` is named by, or None for anything else (an error
+    file, another folder's key)."""
+    prefix = manifests_prefix(path)
+    name = key.removeprefix(prefix).removesuffix(".json") if key.startswith(prefix) else ""
+    start, _, end = name.partition("_")
+    try:
+        return (
+            datetime.strptime(start, TIME_FORMAT).replace(tzinfo=UTC),
+            datetime.strptime(end, TIME_FORMAT).replace(tzinfo=UTC),
+        )
+    except ValueError:
+        return None
+
+
+def data_key_part(path: str, key: str) -> int | None:
+    """The part number of a data file of `path` (`-NNN` in its name), None when unsplit."""
+    match = _DATA_NAME.match(key[len(_join(path, "")) :])
+    return int(match.group(2)) if match and match.group(2) else None
+
+
 def error_key(path: str, start: datetime, end: datetime) -> str:
     """The error file of a failed execution (seed 004), beside where its manifest would be."""
     return manifest_key(path, start, end).removesuffix(".json") + ERROR_SUFFIX

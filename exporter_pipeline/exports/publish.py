@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,8 @@ from exporter_pipeline.exports.naming import (
     data_key_time,
     error_key,
     manifest_key,
+    manifest_window,
+    manifests_prefix,
 )
 from exporter_pipeline.windows import hours_of
 
@@ -61,6 +63,9 @@ class Live:
     keys: dict[str, int]
     # An earlier run of the window failed (its error file is there).
     tried: bool
+    # Files of the window's times another window's manifest lists (an on-demand task in
+    # a definition's folder): never removed as this window's leftovers.
+    theirs: frozenset[str] = frozenset()
 
     def listed(self) -> dict[str, ManifestFile]:
         return {f.key: f for f in self.manifest.files} if self.manifest else {}
@@ -126,19 +131,40 @@ class Publication:
                 manifest = Manifest.from_bytes(self.output.get_bytes(self.manifest_key))
             except ValidationError:
                 tried = True  # not a manifest we can read: publish under new names only
-        return Live(manifest, keys, tried)
+        return Live(manifest, keys, tried, self._listed_by_others(keys))
+
+    def _listed_by_others(self, keys: dict[str, int]) -> frozenset[str]:
+        """Of `keys`, those listed by the manifest of another window sharing a time."""
+        ours = {*hours_of(self.start, self.end), self.start}
+        theirs: set[str] = set()
+        for info in self.output.list(manifests_prefix(self.path)):
+            window = manifest_window(self.path, info.key)
+            if window is None or info.key == self.manifest_key:
+                continue
+            if ours.isdisjoint({*hours_of(*window), window[0]}):
+                continue
+            try:
+                listed = Manifest.from_bytes(self.output.get_bytes(info.key)).files
+            except (ValidationError, FileNotFoundError):
+                continue  # an unreadable or vanished manifest keeps nothing
+            theirs |= {f.key for f in listed if f.key in keys}
+        return frozenset(theirs)
 
     def publish(
         self,
-        staged: list[Staged],
+        staged: Sequence[Staged | ManifestFile],
         suffix: str,
         manifest_of: Callable[[list[ManifestFile]], bytes],
         began: datetime,
     ) -> Published:
-        """Upload, switch, clean up (see the module docstring)."""
+        """Upload, switch, clean up (see the module docstring). A `ManifestFile` is a
+        file the old manifest lists, kept as it is (erasure's untouched files)."""
         live = self.live(began)
         files = []
         for item in staged:
+            if isinstance(item, ManifestFile):
+                files.append(item)
+                continue
             size, sha256 = item.local.stat().st_size, sha256_of(item.local)
             key, fresh = final_key(live, self.path, item, suffix, sha256, size)
             if fresh:
@@ -147,7 +173,7 @@ class Publication:
             files.append(ManifestFile(key, item.rows, size, sha256))
         self._switch(manifest_of(files))
         keep = {f.key for f in files}
-        stale = sorted((set(live.keys) | set(live.listed())) - keep)
+        stale = sorted((set(live.keys) | set(live.listed())) - keep - live.theirs)
         removed, left = [], []
         for key in [*stale, error_key(self.path, self.start, self.end)]:
             try:

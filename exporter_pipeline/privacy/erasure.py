@@ -10,18 +10,22 @@
    a malformed record, which has no fields, when its text holds the user id as a JSON
    string and either the tenant as one or no `"tenant"` key at all.
 3. Export windows of the tenant's exports to *managed* outputs that hold an affected
-   hour and were exported before (a manifest exists) are exported again, which replaces
-   their files and manifest (and so re-delivers them).
+   hour and were exported before (a manifest exists) are exported again, which publishes
+   their files and manifest anew (the shell then reports each window as an observation
+   of its export, so the delivery sensor delivers it again).
 4. In every managed output the tenant may use, what nothing regenerates is found by its
-   manifests (`published.py`): the tenant's on-demand tasks are rewritten without the
-   user's rows, and the user's own data exports are removed.
+   manifests (`published.py`): the tenant's on-demand tasks (also those written in a
+   definition export's folder) are published again without the user's rows, and the
+   user's own data exports are removed.
 5. An audit entry records who asked, when, the partitions touched and the rows removed
    from each place; it names the subject only by its salted hash.
 
 Not reached (and listed in the audit entry): an export whose files have no column naming
-the user, outputs we do not manage, copies receivers made of delivered files, and the
-landing files themselves, which are kept until retention removes them (their records are
-dropped by the tombstone whenever they are read).
+the user, outputs we do not manage, a window whose export has a run in progress (erase
+again once it ends), copies receivers made of delivered files, and the landing files
+themselves: they are the operator's (retention never removes them), so the operator
+removes or rewrites them; their records are dropped by the tombstone whenever they are
+read.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import polars as pl
 from exporter_pipeline.derived.delivery_metrics import delivery_metrics
 from exporter_pipeline.derived.view_segments import view_segments
 from exporter_pipeline.destinations import Destination
+from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.catalog import DATASETS
 from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.manifest import Manifest
@@ -48,6 +53,7 @@ from exporter_pipeline.exports.spec import ExportDefinition
 from exporter_pipeline.lake import hourly_key, lake_hours, write_hourly
 from exporter_pipeline.privacy.published import (
     USER_DATA,
+    Published,
     PublishedIn,
     read_output,
     remove_published,
@@ -79,6 +85,8 @@ class ErasureReport:
     hours: list[str] = field(default_factory=list)
     rows_removed: dict[str, int] = field(default_factory=dict)
     exports_regenerated: list[str] = field(default_factory=list)
+    # (export, window start, manifest key) of each regenerated window, for the shell.
+    regenerated: list[tuple[str, datetime, str]] = field(default_factory=list)
     # "<output>:<manifest key>" of on-demand tasks rewritten, user data exports removed.
     exports_rewritten: list[str] = field(default_factory=list)
     user_exports_removed: list[str] = field(default_factory=list)
@@ -114,10 +122,12 @@ def erase_user(
     run_id: str,
     log: Callable[[str], None] = lambda _: None,
     published: PublishedIn | None = None,
+    busy: Callable[[ExportDefinition], bool] = lambda _: False,
 ) -> ErasureReport:
     """Erase the user; `outputs(export)` gives an export's destination if we manage it,
     `published` the managed and unmanaged outputs the tenant may use (their on-demand
-    tasks and user data exports)."""
+    tasks and user data exports), `busy(export)` whether a run of it is in progress (its
+    windows are then not regenerated: two runs of a window at once collide)."""
     salt = lake_salt(lake)
     report = ErasureReport(request_id=uuid.uuid4().hex, subject=subject_of(salt, tenant, user_id))
     add_tombstone(lake, report.subject, report.request_id)
@@ -130,11 +140,14 @@ def erase_user(
             affected.append(hour)
     report.hours = [partition_key_of(h) for h in affected]
     report.rows_removed = removed
-    _regenerate_exports(report, affected, tenant, exports, outputs, lake, run_id, log)
+    regeneration = _Regeneration(report, lake, run_id, log, busy)
+    for export in exports:
+        if export.tenant == tenant:
+            regeneration.export(export, outputs(export), affected)
     if published is not None:
         erase_from_published(report, tenant, user_id, published, exports, log)
     report.not_reached += [
-        "landing files (kept until retention; the tombstone drops their records on ingest)",
+        "landing files (the operator's to remove; the tombstone drops their records on ingest)",
         "copies of delivered files made by receivers",
     ]
     report.audit_key = _write_audit(lake, report, tenant, requested_by)
@@ -227,44 +240,78 @@ def _segments_of_user(lake: Destination, hour: datetime, tenant: str, user_id: s
         )
 
 
-def _regenerate_exports(
-    report: ErasureReport,
-    affected: list[datetime],
-    tenant: str,
-    exports: list[ExportDefinition],
-    outputs: OutputsOf,
-    lake: Destination,
-    run_id: str,
-    log: Callable[[str], None],
-) -> None:
-    for export in exports:
-        if export.tenant != tenant:
-            continue
-        destination = outputs(export)
+@dataclass
+class _Regeneration:
+    """Definition export windows holding an affected hour, exported again."""
+
+    report: ErasureReport
+    lake: Destination
+    run_id: str
+    log: Callable[[str], None]
+    busy: Callable[[ExportDefinition], bool]
+
+    def export(
+        self, export: ExportDefinition, destination: Destination | None, affected: list[datetime]
+    ) -> None:
+        report = self.report
         if destination is None:
             report.not_reached.append(
                 f"export {export.name}: output {export.output.name} is not managed"
             )
-            continue
+            return
         windows = {window_containing(export.cadence, export.start_at, hour) for hour in affected}
-        for start, end in sorted(windows):
-            if not destination.exists(manifest_key(export.output.path, start, end)):
-                continue  # never exported: nothing to regenerate
-            if any(
-                not lake.exists(hourly_key(s, h))
-                for h in hours_of(start, end)
-                for s in DATASETS[export.dataset].sources
-            ):
-                report.not_reached.append(
-                    f"export {export.name} {start:%Y-%m-%d %H:%M}: lake hours missing"
-                )
-                continue
-            key = manifest_key(export.output.path, start, end)
-            before = Manifest.from_bytes(destination.get_bytes(key)).rows
-            after = export_window(export, start, end, lake, destination, run_id).rows
-            report.rows_removed["definition_exports"] += before - after
-            report.exports_regenerated.append(f"{export.name}:{start:%Y-%m-%dT%H:%M}")
-            log(f"re-exported {export.name} {start:%Y-%m-%d %H:%M} without the user")
+        exported = [
+            (start, end)
+            for start, end in sorted(windows)
+            if destination.exists(manifest_key(export.output.path, start, end))
+        ]  # a window never exported has nothing to regenerate
+        if exported and self.busy(export):
+            report.not_reached += [
+                f"export {export.name} {start:%Y-%m-%d %H:%M}: a run of the export is in "
+                "progress (erase again once it ends)"
+                for start, _ in exported
+            ]
+            return
+        for start, end in exported:
+            self.window(export, destination, start, end)
+
+    def window(
+        self, export: ExportDefinition, destination: Destination, start: datetime, end: datetime
+    ) -> None:
+        report = self.report
+        if any(
+            not self.lake.exists(hourly_key(s, h))
+            for h in hours_of(start, end)
+            for s in DATASETS[export.dataset].sources
+        ):
+            report.not_reached.append(
+                f"export {export.name} {start:%Y-%m-%d %H:%M}: lake hours missing"
+            )
+            return
+        key = manifest_key(export.output.path, start, end)
+        before = Manifest.from_bytes(destination.get_bytes(key)).rows
+        after = export_window(export, start, end, self.lake, destination, self.run_id).rows
+        report.rows_removed["definition_exports"] += before - after
+        report.exports_regenerated.append(f"{export.name}:{start:%Y-%m-%dT%H:%M}")
+        report.regenerated.append((export.name, start, key))
+        self.log(f"re-exported {export.name} {start:%Y-%m-%d %H:%M} without the user")
+
+
+def _regenerated_by(
+    exports: list[ExportDefinition], tenant: str, output: str, item: Published
+) -> bool:
+    """Whether the manifest is a window of one of the tenant's definition exports to that
+    output and folder (regeneration publishes those again). An on-demand task is not,
+    even in a definition's folder: nothing regenerates its window."""
+    window = item.manifest.window
+    return any(
+        e.tenant == tenant
+        and e.name == item.manifest.export
+        and e.output.name == output
+        and e.output.path.strip("/") == item.folder
+        and window_containing(e.cadence, e.start_at, window.start) == (window.start, window.end)
+        for e in exports
+    )
 
 
 def erase_from_published(
@@ -277,13 +324,12 @@ def erase_from_published(
 ) -> None:
     """The tenant's on-demand tasks rewritten without the user and the user's own data
     exports removed, in every managed output the tenant may use; the rest named."""
-    regenerated = {(e.output.name, e.output.path.strip("/")) for e in exports if e.tenant == tenant}
     for name, destination in sorted(published.managed.items()):
         contents = read_output(destination)
         report.not_reached += [f"{name}:{key}: unreadable manifest" for key in contents.unreadable]
         for item in contents.manifests:
             manifest, where = item.manifest, f"{name}:{item.key}"
-            if manifest.tenant != tenant or (name, item.folder) in regenerated:
+            if manifest.tenant != tenant or _regenerated_by(exports, tenant, name, item):
                 continue
             try:
                 if manifest.dataset == USER_DATA:
@@ -298,6 +344,9 @@ def erase_from_published(
                 report.not_reached.append(
                     f"export {manifest.export} ({where}): a file it lists is missing"
                 )
+                continue
+            except ExporterError as error:  # files not named as an export's
+                report.not_reached.append(f"export {manifest.export} ({where}): {error}")
                 continue
             if gone is None:
                 report.not_reached.append(

@@ -5,9 +5,10 @@ Every export the product writes (a definition's window, an on-demand task, a use
 export) ends with a manifest in a `_manifests/` folder (an error file there when it
 failed), so listing an output once finds all of them, whatever `path` a request chose.
 Definition exports are regenerated from the lake by erasure; what nothing regenerates
-(on-demand tasks, user data exports) is rewritten here: each file holding the user is
-written again without their rows, in its own format and compression (put atomically),
-then the manifest with the new rows, bytes and sha256, last, as an execution does.
+(on-demand tasks) is published again here, as an execution publishes a window
+(`exports/publish.py`): each file holding the user is written without their rows, in its
+own format and compression, under a new versioned name; the manifest with the new rows,
+bytes and sha256 last, as the switch; then the old files are removed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final, cast
 
@@ -29,8 +31,16 @@ from pydantic import ValidationError
 
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.base import ObjectInfo
-from exporter_pipeline.exports.manifest import ErrorRecord, Manifest, ManifestFile, sha256_of
-from exporter_pipeline.exports.naming import ERROR_SUFFIX, MANIFEST_FOLDER
+from exporter_pipeline.errors import ExporterError
+from exporter_pipeline.exports.formats import file_suffix
+from exporter_pipeline.exports.manifest import ErrorRecord, Manifest, ManifestFile
+from exporter_pipeline.exports.naming import (
+    ERROR_SUFFIX,
+    MANIFEST_FOLDER,
+    data_key_part,
+    data_key_time,
+)
+from exporter_pipeline.exports.publish import Publication, Staged
 from exporter_pipeline.exports.writers import write_file
 
 # The data set a user data export's manifest names (privacy/user_export.py).
@@ -121,17 +131,25 @@ def remove_published(destination: Destination, published: Published) -> None:
 def rewrite_without_user(
     destination: Destination, published: Published, user_id: str
 ) -> int | None:
-    """Rewrite the export's files without `user_id`'s rows, then its manifest.
+    """Publish the export again without `user_id`'s rows, as a run publishes a window.
+
+    Each file holding the user is written anew under a versioned name, the others stay as
+    listed; the manifest, written last, is the switch; then the old files go (a name never
+    changes content). A failure before the switch leaves the export as it was.
 
     Returns the rows removed, or None when its files have no field naming the user
     (`USER_FIELDS`; a column selection without it, a query, an aggregate): the user's rows
     cannot be told apart there, and nothing is changed.
     """
-    manifest = published.manifest
-    files: list[ManifestFile] = []
+    manifest, folder = published.manifest, published.folder
+    window = manifest.window
+    publication = Publication(destination, folder, window.start, window.end)
+    if publication.manifest_key != published.key:
+        raise ExporterError(f"manifest {published.key} is not named by its window")
+    began = datetime.now(UTC)
+    items: list[Staged | ManifestFile] = []
     removed = 0
     with tempfile.TemporaryDirectory(prefix="erasure-published-") as tmp:
-        rewritten: list[tuple[Path, str]] = []
         for number, listed in enumerate(manifest.files):
             out = Path(tmp) / f"{number}-{listed.key.rsplit('/', 1)[-1]}"
             with destination.local_copy(listed.key) as local:
@@ -140,23 +158,33 @@ def rewrite_without_user(
                 return None
             kept, gone = counted
             removed += gone
-            if gone:
-                rewritten.append((out, listed.key))
-                listed = ManifestFile(listed.key, kept, out.stat().st_size, sha256_of(out))
-            files.append(listed)
+            items.append(_restaged(folder, listed, out, kept) if gone else listed)
         if not removed:
             return 0
-        for local, key in rewritten:
-            destination.put_file(local, key)
-    updated = manifest.model_copy(
-        update={
-            "files": files,
-            "rows": sum(f.rows for f in files),
-            "bytes": sum(f.bytes for f in files),
-        }
-    )
-    destination.put_bytes(updated.to_bytes(), published.key)
+
+        def manifest_of(files: list[ManifestFile]) -> bytes:
+            update = {
+                "files": files,
+                "rows": sum(f.rows for f in files),
+                "bytes": sum(f.bytes for f in files),
+            }
+            return manifest.model_copy(update=update).to_bytes()
+
+        suffix = file_suffix(manifest.format, manifest.compression)
+        try:
+            publication.publish(items, suffix, manifest_of, began)
+        except Exception:
+            publication.abandon()
+            raise
     return removed
+
+
+def _restaged(folder: str, listed: ManifestFile, local: Path, rows: int) -> Staged:
+    """A rewritten file, to be published under the name of the time and part it had."""
+    moment = data_key_time(folder, listed.key)
+    if moment is None:
+        raise ExporterError(f"{listed.key} is not named as an export's data file")
+    return Staged(local, moment, data_key_part(folder, listed.key), rows)
 
 
 def _without_user(

@@ -56,7 +56,8 @@ def plan_retention(
     written there. Every file under those paths is judged, and so is everything the
     product published anywhere else in the output (on-demand tasks, user data exports):
     each manifest and error file of a tenant `holds` accepts, and the files a manifest
-    lists. A manifest goes with any file it lists, so none lists a file already gone.
+    lists. A manifest is judged by its own write time and takes the files it lists
+    when no other manifest still lists them, so none lists a file already gone.
     Without `with_lake` only export files are planned: the lake is one shard's to keep.
     """
     plan = RetentionPlan()
@@ -88,18 +89,37 @@ def reason_of(error: Exception) -> str:
 def _expired_in_output(
     contents: OutputContents, paths: list[str], cutoff: datetime, holds: Callable[[str], bool]
 ) -> set[str]:
+    """Manifests and error files of held tenants by their own write time; an expired
+    manifest takes the files it lists once every manifest listing them has expired (a
+    re-run keeps an unchanged file under its old name and write time: the new manifest
+    keeps it); other files under a definition's path by their own write time."""
     written = {o.key: o.modified for o in contents.objects}
-    prefixes = tuple(f"{p.strip('/')}/" if p.strip("/") else "" for p in set(paths))
-    ours = {key for key in written if prefixes and key.startswith(prefixes)}
-    ours |= {key for key, tenant in contents.errors if holds(tenant)}
+
+    def past(key: str) -> bool:
+        return key in written and written[key] <= cutoff
+
+    # Every manifest counts as keeping its files, another location's tenant's too.
+    listers: dict[str, list[str]] = {}
     for item in contents.manifests:
-        if holds(item.manifest.tenant):
-            ours |= {item.key, *(f.key for f in item.manifest.files)}
-    expired = {key for key in ours if key in written and written[key] <= cutoff}
+        for listed in item.manifest.files:
+            listers.setdefault(listed.key, []).append(item.key)
+    expired = {key for key, tenant in contents.errors if holds(tenant) and past(key)}
     for item in contents.manifests:
-        if any(f.key in expired for f in item.manifest.files) and item.key in written:
+        if holds(item.manifest.tenant) and past(item.key):
             expired.add(item.key)
-    return expired
+            expired |= {f.key for f in item.manifest.files if all(past(m) for m in listers[f.key])}
+    prefixes = tuple(f"{p.strip('/')}/" if p.strip("/") else "" for p in set(paths))
+    if prefixes:
+        manifests = {item.key for item in contents.manifests}
+        expired |= {
+            key
+            for key in written
+            if key.startswith(prefixes)
+            and key not in listers
+            and key not in manifests
+            and past(key)
+        }
+    return {key for key in expired if key in written}
 
 
 def apply_retention(

@@ -1,10 +1,10 @@
 """The delivery sensor (defs/delivery_sensor.py, delivery/cursor.py): what it finds from
 the event log and what it lists. Real export runs on an ephemeral Dagster instance write
 to a real local output folder; the failure-notice sensor is evaluated as the daemon does.
-A rewritten old window is delivered again, nothing twice (two hints of one file, a run
-key already used by any delivery run), the failure sensor's error files are delivered,
-an unreadable output keeps its hints, and a tick lists the same few objects whatever the
-history in the folder."""
+A rewritten old window is delivered again (also one erasure exported again), nothing
+twice (two hints of one file, a run key already used by any delivery run), the failure
+sensor's error files are delivered, an unreadable output keeps its hints, and a tick
+lists the same few objects whatever the history in the folder."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
@@ -29,10 +30,11 @@ from exporter_pipeline.delivery.cursor import (
 from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
 from exporter_pipeline.errors import RetryableDestinationError
+from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.settings import Settings
 from exporter_pipeline_tests.delivery.conftest import Receiver
 from exporter_pipeline_tests.delivery.test_delivery import HOUR, SECRET, Deployment
-from exporter_pipeline_tests.exports.conftest import Lake
+from exporter_pipeline_tests.exports.conftest import DAY, Lake
 
 MANIFESTS = "deliveries/_manifests"
 MANIFEST_0 = f"{MANIFESTS}/2026-10-01-00-00_2026-10-01-01-00.json"
@@ -69,6 +71,23 @@ def test_a_rewritten_old_window_is_delivered_again_and_nothing_twice(
     assert keys([again]) == [MANIFEST_0] and again.run_key != first.run_key
     assert deployment.tick() == []
     assert deployment.deliver(again).success
+
+
+def test_a_window_erasure_regenerated_is_delivered_again(
+    deployment: Deployment, lake: Lake
+) -> None:
+    """Erasure exports a window again outside the export's job: its observation of the
+    export is the sensor's only hint (the erase run is no run of the export)."""
+    assert deployment.export().success
+    [first] = deployment.tick()
+    raw = pl.read_parquet(lake.root / hourly_key("raw_events", DAY))
+    user = raw.filter(pl.col("tenant") == "acme")["user_id"].drop_nulls()[0]
+    config = {"ops": {"erase": {"config": {"tenant": "acme", "user_id": user}}}}
+    erase = deployment.defs.resolve_job_def("erase_user")
+    assert erase.execute_in_process(instance=deployment.instance, run_config=config).success
+    [again] = deployment.tick()
+    assert keys([again]) == [MANIFEST_0] and again.run_key != first.run_key
+    assert deployment.tick() == []
 
 
 def test_a_run_key_used_by_any_delivery_run_is_not_requested_again(

@@ -13,7 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -244,3 +244,27 @@ def test_a_killed_writes_temporary_is_removed_by_the_next_run(lake: Lake, tmp_pa
     assert output.remove_temporaries("exp/2026-10-02", datetime.now(UTC)) == [
         "exp/.tmp-" + "d" * 32 + "-2026-10-02-00-00.csv"
     ]
+
+
+def test_a_window_sharing_a_folder_and_times_leaves_the_others_files(
+    lake: Lake, tmp_path: Path
+) -> None:
+    """An on-demand task of 00:30-02:00 in a definition's folder names its files by the
+    same hours as the definition's windows: publishing either never removes a file the
+    other's manifest lists (they are not a killed run's leftovers)."""
+    output = LocalDestination(tmp_path / "out")
+    hourly = [(START, START + timedelta(hours=1)), (START + timedelta(hours=1), END)]
+    for start, end in hourly:
+        export_window(definition(format="csv"), start, end, lake.store, output, "def")
+    task = definition(name="task", format="csv", columns=["event_id", "user_id"])
+    export_window(task, START + timedelta(minutes=30), END, lake.store, output, "task")
+    export_window(definition(format="csv"), *hourly[0], lake.store, output, "def-again")
+    manifests = [
+        "exp/_manifests/2026-10-01-00-00_2026-10-01-01-00.json",
+        "exp/_manifests/2026-10-01-00-30_2026-10-01-02-00.json",
+        "exp/_manifests/2026-10-01-01-00_2026-10-01-02-00.json",
+    ]
+    files = {key: contents(output, output.get_bytes(key)) for key in manifests}
+    assert [len(found) for found in files.values()] == [1, 2, 1]
+    everything = sorted({*manifests, *(key for found in files.values() for key in found)})
+    assert [o.key for o in output.list("exp/")] == everything

@@ -143,7 +143,8 @@ class Places:
             "output": {"name": "managed", "path": "raw"},
         }
         definitions = {"outputs": outputs, "exports": [export]}
-        (root / "exports.yaml").write_text(yaml.safe_dump(definitions))
+        self.definitions_file = root / "exports.yaml"
+        self.definitions_file.write_text(yaml.safe_dump(definitions))
         self.defs = build_definitions(
             Settings.from_env(
                 {
