@@ -140,9 +140,11 @@ def error_record(
     reason: str,
     published: bool,
     failed_at: datetime,
+    uploaded: int = 0,
 ) -> dict[str, object]:
     """The error file's content (seed 004), whoever writes it: the run, or the failure
-    sensor for a run that died before it could."""
+    sensor for a run that died before it could (which counts no file uploaded: what a
+    dead run put is still there, seen as such by the window's next run)."""
     return {
         "export": export.name,
         "tenant": export.tenant,
@@ -151,6 +153,7 @@ def error_record(
         "error": reason,
         "failed_at": iso(failed_at),
         "files_published": published,
+        "files_uploaded": uploaded,
     }
 
 
@@ -200,7 +203,14 @@ def export_window(
         publication.abandon()
         reason = str(error) if isinstance(error, ExporterError) else _unexpected(error)
         record = error_record(
-            export, run_id, start, end, reason, publication.switched, datetime.now(UTC)
+            export,
+            run_id,
+            start,
+            end,
+            reason,
+            publication.switched,
+            datetime.now(UTC),
+            len(publication.uploaded),
         )
         with contextlib.suppress(Exception):  # the original error is the one to report
             output.put_bytes(

@@ -100,6 +100,11 @@ class ErrorRecord(BaseModel):
     error: str
     failed_at: UtcTime
     files_published: bool
+    # Data files the failed run had put at final names (then removed): their names were
+    # seen, so the window's next run publishes under versioned names. Absent (0) when
+    # nothing was put, or when the failure sensor wrote the record for a run that died
+    # (what a dead run put is still there, and is seen as such).
+    files_uploaded: int = 0
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ErrorRecord:

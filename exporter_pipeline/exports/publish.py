@@ -1,8 +1,9 @@
 """All-or-nothing publication of one export window: a name never changes content.
 
 The window is what its manifest lists. New files go only to names that are not live: the
-plain contract name when the window was never published nor tried (no manifest, no error
-file, no object there), else a versioned name carrying the content's sha256 prefix
+plain contract name when the window was never published and no name of it was ever used
+(no manifest, no object there, no error file of a run that had put files), else a
+versioned name carrying the content's sha256 prefix
 (`2026-10-01-05-00.3f9a2b1c4d5e.csv.gz`), which can only ever hold that content. A file
 identical to the one the old manifest lists is not uploaded again. Writing the manifest
 is the switch (a put is atomic on every destination); only then are the old manifest's
@@ -27,7 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from exporter_pipeline.destinations import Destination, ObjectInfo
-from exporter_pipeline.exports.manifest import Manifest, ManifestFile, sha256_of
+from exporter_pipeline.exports.manifest import ErrorRecord, Manifest, ManifestFile, sha256_of
 from exporter_pipeline.exports.naming import (
     TIME_FORMAT,
     VERSION_CHARS,
@@ -61,7 +62,7 @@ class Live:
     manifest: Manifest | None
     # Data files of the window's times, listed once: key -> size.
     keys: dict[str, int]
-    # An earlier run of the window failed (its error file is there).
+    # An earlier run of the window failed after putting files at final names.
     tried: bool
     # Files of the window's times another window's manifest lists (an on-demand task in
     # a definition's folder): never removed as this window's leftovers.
@@ -125,7 +126,7 @@ class Publication:
         # One listing finds both the manifest and the error file (`<window>.error.json`).
         beside = {info.key for info in self.output.list(beside_prefix)}
         manifest = None
-        tried = error_key(self.path, self.start, self.end) in beside
+        tried = self._uploaded_before(beside)
         if self.manifest_key in beside:
             try:
                 manifest = Manifest.from_bytes(self.output.get_bytes(self.manifest_key))
@@ -149,6 +150,21 @@ class Publication:
                 continue  # an unreadable or vanished manifest keeps nothing
             theirs |= {f.key for f in listed if f.key in keys}
         return frozenset(theirs)
+
+    def _uploaded_before(self, beside: set[str]) -> bool:
+        """Whether an earlier run of the window failed after putting files at final names
+        (its error file says how many; it removed them, but a consumer may have seen
+        them). A run that failed before putting any, or died (what it put is still
+        there), leaves the plain names free."""
+        key = error_key(self.path, self.start, self.end)
+        if key not in beside:
+            return False
+        try:
+            return ErrorRecord.from_bytes(self.output.get_bytes(key)).files_uploaded > 0
+        except FileNotFoundError:  # removed since the listing: a run published since
+            return False
+        except ValidationError:
+            return True  # not an error file we can read: new names only
 
     def publish(
         self,

@@ -221,6 +221,7 @@ def test_a_dead_runs_windows_get_one_error_file_each(
         "error": DIED,
         "failed_at": "2026-11-02T00:00:00Z",
         "files_published": False,
+        "files_uploaded": 0,
     }
     assert not output.exists(ERROR_1)
     # Looking again (a second sensor, a retried tick) writes nothing: one notice.

@@ -247,6 +247,7 @@ def test_a_killed_run_worker_ends_failed_frees_its_slot_and_is_reported_once(
         "error": reason,
         "failed_at": error["failed_at"],
         "files_published": False,
+        "files_uploaded": 0,
     }
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*2026-10-01*")) == [
         "_manifests/2026-10-01-00-00_2026-10-02-00-00.error.json"
