@@ -202,25 +202,34 @@ def export_window(
     except Exception as error:
         publication.abandon()
         reason = str(error) if isinstance(error, ExporterError) else _unexpected(error)
-        record = error_record(
-            export,
-            run_id,
-            start,
-            end,
-            reason,
-            publication.switched,
-            datetime.now(UTC),
-            len(publication.uploaded),
-        )
-        with contextlib.suppress(Exception):  # the original error is the one to report
-            output.put_bytes(
-                orjson.dumps(record, option=orjson.OPT_INDENT_2), error_key(path, start, end)
-            )
+        _write_error_file(export, run_id, publication, reason)
         raise ExportFailed(
             f"export {export.name} {iso(start)} to {iso(end)} failed: {reason}"
         ) from error
     result.seconds = time.monotonic() - began
     return result
+
+
+def _write_error_file(
+    export: ExportDefinition, run_id: str, publication: Publication, reason: str
+) -> None:
+    """The failed window's error file (seed 004), beside where its manifest would be."""
+    start, end = publication.start, publication.end
+    record = error_record(
+        export,
+        run_id,
+        start,
+        end,
+        reason,
+        publication.switched,
+        datetime.now(UTC),
+        len(publication.uploaded),
+    )
+    with contextlib.suppress(Exception):  # the original error is the one to report
+        publication.output.put_bytes(
+            orjson.dumps(record, option=orjson.OPT_INDENT_2),
+            error_key(publication.path, start, end),
+        )
 
 
 # An absolute path in a library's error text: the service's folders are not the tenant's.
