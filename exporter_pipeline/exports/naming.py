@@ -10,6 +10,9 @@ TIME_FORMAT: Final = "%Y-%m-%d-%H-%M"
 MANIFEST_FOLDER: Final = "_manifests"
 ERROR_SUFFIX: Final = ".error.json"
 _DATA_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(\d{3}))?\.[a-z0-9.]+$")
+_MANIFEST_NAME = re.compile(
+    r"(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})\.json"
+)
 # A versioned name carries this many lowercase hex characters of its content's sha256.
 VERSION_CHARS: Final = 12
 
@@ -46,6 +49,20 @@ def manifest_key(path: str, start: datetime, end: datetime) -> str:
         f"{MANIFEST_FOLDER}/{start.astimezone(UTC):{TIME_FORMAT}}_"
         f"{end.astimezone(UTC):{TIME_FORMAT}}.json",
     )
+
+
+def manifest_window(path: str, key: str) -> tuple[datetime, datetime] | None:
+    """The window a manifest key of `path` names, or None for anything else (error files)."""
+    prefix = manifests_prefix(path)
+    name = key[len(prefix) :] if key.startswith(prefix) else ""
+    found = _MANIFEST_NAME.fullmatch(name)
+    if found is None:
+        return None
+    try:
+        start, end = (datetime.strptime(t, TIME_FORMAT).replace(tzinfo=UTC) for t in found.groups())
+    except ValueError:  # digits in the right places, but no such date or time
+        return None
+    return start, end
 
 
 def error_key(path: str, start: datetime, end: datetime) -> str:
