@@ -167,10 +167,11 @@ def build_on_demand_job(
         export, start, end = _checked(context, config, definitions, lake, outputs)
         destination = outputs.destination(export.output.name)
 
-        progress = run_progress(context, 1).of_window(1)
+        meter = run_progress(context, 1)
         result = export_window(
-            export, start, end, lake.lake(), destination, context.run_id, progress
+            export, start, end, lake.lake(), destination, context.run_id, meter.of_window(1)
         )
+        meter.published(1)
         if not result.rows:
             context.log.warning(_no_data(export, start, end))
         if result.left:  # published; only the clean-up after the switch failed
