@@ -36,6 +36,7 @@ from exporter_pipeline.exports.task_request import (
     REQUEST_KEYS,
     TaskRequestError,
     definition_of_request,
+    refuse_export_location,
 )
 from exporter_pipeline.windows import parse_utc
 
@@ -119,9 +120,23 @@ def checked_request(
     if output is None or output.tenant != tenant:
         detail = f"no output {body.output!r} (create it with POST /v1/outputs)"
         problems.append(ApiError(422, "unknown_output", detail, pointer="/output"))
+    elif asked is not None:
+        problems += _export_location_problems(services, request)
     if problems:
         raise ApiErrors(problems)
     return request, asked
+
+
+def _export_location_problems(services: Services, request: dict[str, Any]) -> list[ApiError]:
+    """The task's path where a definition export writes (its publish would remove that
+    export's files), as the on-demand job refuses it."""
+    definitions = services.store.load()
+    export = definition_of_request(request)[0]
+    try:
+        refuse_export_location(export, definitions.outputs, definitions.exports)
+    except TaskRequestError as error:
+        return [ApiError(422, "invalid_field", m, pointer=w) for w, m in error.problems]
+    return []
 
 
 def _config(run: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,7 @@ def _export_one_window(
     result = export_window(
         export, window.start, window.end, store, destination, context.run_id, progress
     )
+    meter.published(number, key)
     # One observation per partition, so the UI plots rows per window even when a run
     # covers a range (a materialization's metadata is shared by the range).
     context.log_event(

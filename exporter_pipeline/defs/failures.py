@@ -35,7 +35,11 @@ import orjson
 from pydantic import ValidationError
 
 from exporter_pipeline.defs.exports import export_partitions_def
-from exporter_pipeline.defs.on_demand import OnDemandExportConfig, request_to_definition
+from exporter_pipeline.defs.on_demand import (
+    REFUSED_TAG,
+    OnDemandExportConfig,
+    request_to_definition,
+)
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.errors import ExporterError
 from exporter_pipeline.exports.execution import error_record as window_error_record
@@ -46,6 +50,7 @@ from exporter_pipeline.exports.naming import (
     manifests_prefix,
 )
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.exports.task_request import TaskRequestError, refuse_export_location
 from exporter_pipeline.names import export_job_name
 from exporter_pipeline.store.store import DefinitionsStore
 
@@ -154,6 +159,19 @@ class RunTarget:
     windows: list[Window]
 
 
+def _usable(definitions: DefinitionsFile, export: ExportDefinition) -> bool:
+    """Whether the task's output is one its tenant may use and its path meets no export's
+    (the task's own checks that need no lake; a refused task wrote nothing)."""
+    output = definitions.outputs.get(export.output.name)
+    if output is None or output.tenant not in (None, export.tenant):
+        return False
+    try:
+        refuse_export_location(export, definitions.outputs, definitions.exports)
+    except TaskRequestError:
+        return False
+    return True
+
+
 def run_targets(definitions: DefinitionsFile, run: dg.DagsterRun) -> list[RunTarget]:
     """What `run` was exporting; empty for runs that are not exports."""
     if run.job_name == ON_DEMAND_JOB:
@@ -165,8 +183,8 @@ def run_targets(definitions: DefinitionsFile, run: dg.DagsterRun) -> list[RunTar
             export, start, end = request_to_definition(OnDemandExportConfig(**config))
         except (ExporterError, ValueError):  # the run failed on its request: no window
             return []
-        if export.output.name not in definitions.outputs:
-            return []
+        if not _usable(definitions, export) or REFUSED_TAG in run.tags:
+            return []  # refused before it wrote: the tenant's answer is the run's error
         return [RunTarget(export, [(start, end)])]
     paths = [key.path for key in run.asset_selection or ()]
     targets = []

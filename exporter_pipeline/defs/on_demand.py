@@ -16,7 +16,7 @@ from pydantic import BaseModel, create_model
 from exporter_pipeline.defs.progress import run_progress
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.defs.run_limits import max_runtime_tags
-from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.errors import DefinitionError, ExporterError
 from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.manifest import iso
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
@@ -24,11 +24,15 @@ from exporter_pipeline.exports.task_request import (
     NOT_REQUESTED,
     PER_DATASET_DEFAULT,
     definition_of_request,
+    refuse_export_location,
 )
 from exporter_pipeline.exports.tenant_data import tenant_has_events
 from exporter_pipeline.exports.validation import AnyExport
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.store.tenants import knows_tenant
+
+# The run tag of a task refused on its request, before it wrote anything.
+REFUSED_TAG = "exporter/refused"
 
 
 class OnDemandRequest(dg.Config):
@@ -103,7 +107,8 @@ def _refuse_unusable(
     lake: LakeResource,
     outputs: OutputsResource,
 ) -> None:
-    """DefinitionError for an output the task may not use, or for a tenant that neither
+    """DefinitionError for an output the task may not use (or a path where a definition
+    export writes), or for a tenant that neither
     the definitions store nor the lake's window knows (a typo would otherwise succeed with
     header-only files)."""
     if export.output.name not in definitions.outputs:
@@ -113,6 +118,7 @@ def _refuse_unusable(
             f"{export.output.name!r} (outputs: {known})"
         )
     outputs.owned_output(export.output.name, export.tenant)
+    refuse_export_location(export, definitions.outputs, definitions.exports)
     if not knows_tenant(outputs.store().engine, export.tenant) and not tenant_has_events(
         lake.lake(), export.tenant, start, end
     ):
@@ -121,6 +127,25 @@ def _refuse_unusable(
             "the definitions store has no export, output or API key of it and the lake "
             f"holds no event of it from {iso(start)} to {iso(end)}"
         )
+
+
+def _checked(
+    context: dg.OpExecutionContext,
+    config: OnDemandRequest,
+    definitions: DefinitionsFile,
+    lake: LakeResource,
+    outputs: OutputsResource,
+) -> tuple[ExportDefinition, datetime, datetime]:
+    """The task's export and window; a refused request tags the run `REFUSED_TAG`."""
+    try:
+        export, start, end = request_to_definition(config)
+        _refuse_unusable(config.name, export, start, end, definitions, lake, outputs)
+    except (ExporterError, ValueError):
+        # Refused before writing anything: the failure sensor writes no error file for
+        # it (it would land at the refused output and path).
+        context.instance.add_run_tags(context.run_id, {REFUSED_TAG: "request"})
+        raise
+    return export, start, end
 
 
 def build_on_demand_job(
@@ -139,14 +164,14 @@ def build_on_demand_job(
         outputs: OutputsResource,
     ) -> dg.Output[dict]:
         """Run one on-demand export task and publish its files and manifest."""
-        export, start, end = request_to_definition(config)
-        _refuse_unusable(config.name, export, start, end, definitions, lake, outputs)
+        export, start, end = _checked(context, config, definitions, lake, outputs)
         destination = outputs.destination(export.output.name)
 
-        progress = run_progress(context, 1).of_window(1)
+        meter = run_progress(context, 1)
         result = export_window(
-            export, start, end, lake.lake(), destination, context.run_id, progress
+            export, start, end, lake.lake(), destination, context.run_id, meter.of_window(1)
         )
+        meter.published(1)
         if not result.rows:
             context.log.warning(_no_data(export, start, end))
         if result.left:  # published; only the clean-up after the switch failed

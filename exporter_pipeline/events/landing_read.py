@@ -191,6 +191,7 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
     first = 1
     skipping = False  # inside a too-large record: its bytes pass unheld up to its newline
     prefix = b""
+    partial = 0  # bytes of the buffer's last line, counted per piece (no search of all)
     pieces = _pieces(path, limits)
     try:
         for number, piece in enumerate(pieces):
@@ -203,7 +204,8 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
                 yield LineChunk(prefix, [prefix], first, limit, too_large=True)
                 first, skipping, piece = first + 1, False, piece[end + 1 :]
             buffer += piece
-            partial = len(buffer) - 1 - buffer.rfind(b"\n")
+            newline = piece.rfind(b"\n")
+            partial = len(piece) - 1 - newline if newline >= 0 else partial + len(piece)
             if partial > limit:
                 # The last line is too long to hold: yield the lines before it, skip it.
                 whole, rest = _head(buffer, len(buffer) - partial), buffer[-partial:]
@@ -212,7 +214,10 @@ def line_chunks(path: Path, limits: LandingLimits) -> Iterator[LineChunk]:
                     first += chunk.line_count
                     yield chunk
                 prefix, skipping, buffer = bytes(rest[:TOO_LARGE_PREFIX_BYTES]), True, bytearray()
-            elif len(buffer) >= DECODE_CHUNK_BYTES:
+                partial = 0
+            # A line longer than a chunk (a record limit above it) is held whole until
+            # its newline: a chunk is whole lines, never an empty one counted as a line.
+            elif len(buffer) >= DECODE_CHUNK_BYTES and partial < len(buffer):
                 chunk = _chunk(_head(buffer, len(buffer) - partial), first, limit)
                 first += chunk.line_count
                 buffer = buffer[len(buffer) - partial :]

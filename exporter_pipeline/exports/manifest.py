@@ -81,6 +81,10 @@ class Manifest(BaseModel):
     def from_bytes(cls, data: builtins.bytes) -> Manifest:
         return cls.model_validate_json(data)
 
+    def listed(self) -> dict[str, ManifestFile]:
+        """The files the manifest lists, by key."""
+        return {f.key: f for f in self.files}
+
     # `builtins.bytes`: in this class, `bytes` is the field.
     def to_bytes(self) -> builtins.bytes:
         return orjson.dumps(

@@ -5,14 +5,19 @@ plain contract name when the window was never published and no name of it was ev
 (no manifest, no object there, no error file of a run that had put files), else a
 versioned name carrying the content's sha256 prefix
 (`2026-10-01-05-00.3f9a2b1c4d5e.csv.gz`), which can only ever hold that content. A file
-identical to the one the old manifest lists is not uploaded again. Writing the manifest
-is the switch (a put is atomic on every destination); only then are the old manifest's
-other files, and data files of the window's times a killed run left unlisted, removed.
+identical to the one the old manifest lists is not uploaded again. Just before the switch
+the run checks its files are all there. Writing the manifest is the switch (a put is
+atomic on every destination); only then are the files of the manifest it replaced
+removed, and data files of the window's times that no manifest in the folder lists
+(another window's or another export's manifest may list a file of these times) and that
+are older than this run (a killed run's leftovers; younger ones are a running run's).
 
 A failure before the switch removes what this run uploaded and leaves the old window as
 it was; a kill leaves unlisted files at names nobody was promised, which the next run of
 the window removes. A failure after the switch (removing old files) leaves the new window
-published: the run succeeds and reports the keys it could not remove.
+published: the run succeeds and reports the keys it could not remove. Two runs of one
+window at once: the later switch wins and removes the other's files; a run whose uploads
+the other removed as leftovers fails before its switch, leaving the other's window.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from exporter_pipeline.destinations import Destination, ObjectInfo
+from exporter_pipeline.errors import RetryableDestinationError
 from exporter_pipeline.exports.manifest import ErrorRecord, Manifest, ManifestFile, sha256_of
 from exporter_pipeline.exports.naming import (
     TIME_FORMAT,
@@ -64,12 +70,9 @@ class Live:
     keys: dict[str, int]
     # An earlier run of the window failed after putting files at final names.
     tried: bool
-    # Files of the window's times another window's manifest lists (an on-demand task in
-    # a definition's folder): never removed as this window's leftovers.
-    theirs: frozenset[str] = frozenset()
 
     def listed(self) -> dict[str, ManifestFile]:
-        return {f.key: f for f in self.manifest.files} if self.manifest else {}
+        return self.manifest.listed() if self.manifest else {}
 
 
 def final_key(
@@ -132,24 +135,7 @@ class Publication:
                 manifest = Manifest.from_bytes(self.output.get_bytes(self.manifest_key))
             except ValidationError:
                 tried = True  # not a manifest we can read: publish under new names only
-        return Live(manifest, keys, tried, self._listed_by_others(keys))
-
-    def _listed_by_others(self, keys: dict[str, int]) -> frozenset[str]:
-        """Of `keys`, those listed by the manifest of another window sharing a time."""
-        ours = {*hours_of(self.start, self.end), self.start}
-        theirs: set[str] = set()
-        for info in self.output.list(manifests_prefix(self.path)):
-            window = manifest_window(self.path, info.key)
-            if window is None or info.key == self.manifest_key:
-                continue
-            if ours.isdisjoint({*hours_of(*window), window[0]}):
-                continue
-            try:
-                listed = Manifest.from_bytes(self.output.get_bytes(info.key)).files
-            except (ValidationError, FileNotFoundError):
-                continue  # an unreadable or vanished manifest keeps nothing
-            theirs |= {f.key for f in listed if f.key in keys}
-        return frozenset(theirs)
+        return Live(manifest, keys, tried)
 
     def _uploaded_before(self, beside: set[str]) -> bool:
         """Whether an earlier run of the window failed after putting files at final names
@@ -175,6 +161,13 @@ class Publication:
     ) -> Published:
         """Upload, switch, clean up (see the module docstring). A `ManifestFile` is a
         file the old manifest lists, kept as it is (erasure's untouched files)."""
+        live, files = self.upload(staged, suffix, began)
+        return self.complete(live, files, manifest_of, began)
+
+    def upload(
+        self, staged: Sequence[Staged | ManifestFile], suffix: str, began: datetime
+    ) -> tuple[Live, list[ManifestFile]]:
+        """Put the window's new files at names that are not live; what the manifest will list."""
         live = self.live(began)
         files = []
         for item in staged:
@@ -187,9 +180,31 @@ class Publication:
                 self.uploaded.append(key)  # before the put: a failed put may have landed
                 self.output.move_file(item.local, key)  # a rename for a local folder
             files.append(ManifestFile(key, item.rows, size, sha256))
+        return live, files
+
+    def complete(
+        self,
+        live: Live,
+        files: list[ManifestFile],
+        manifest_of: Callable[[list[ManifestFile]], bytes],
+        began: datetime,
+    ) -> Published:
+        """Check the files are there, switch, then remove what no manifest lists."""
+        now = {info.key: info for info in _window_listing(*self._window)}
+        gone = [f.key for f in files if f.key not in now or now[f.key].size != f.bytes]
+        if gone:
+            # Another run of the window took them for a dead run's leftovers.
+            raise RetryableDestinationError(
+                f"files {gone} of this run are no longer at {self.output.uri(self.path)}: "
+                "another run of the window removed them; the window is left as that run "
+                "published it (run the window again)"
+            )
+        replaced = self._replaced()  # another run of the window may have switched since
         self._switch(manifest_of(files))
         keep = {f.key for f in files}
-        stale = sorted((set(live.keys) | set(live.listed())) - keep - live.theirs)
+        # The old manifest's files still there (another run may have removed them).
+        listed = ((set(live.listed()) & set(now)) | replaced) - keep
+        stale = sorted(listed | self._unlisted(now, keep | listed, began))
         removed, left = [], []
         for key in [*stale, error_key(self.path, self.start, self.end)]:
             try:
@@ -203,6 +218,31 @@ class Publication:
             if key in stale:
                 removed.append(key)
         return Published(files, removed, left)
+
+    @property
+    def _window(self) -> tuple[Destination, str, datetime, datetime]:
+        return self.output, self.path, self.start, self.end
+
+    def _replaced(self) -> set[str]:
+        """The files of the manifest this run's switch replaces, read just before it."""
+        try:
+            return set(Manifest.from_bytes(self.output.get_bytes(self.manifest_key)).listed())
+        except (FileNotFoundError, ValidationError):
+            return set()
+
+    def _unlisted(self, now: dict[str, ObjectInfo], known: set[str], began: datetime) -> set[str]:
+        """Data files of the window's times no manifest lists, written before this run
+        began (a killed run's leftovers; younger ones are a running run's uploads)."""
+        # A bucket's times are whole seconds: a running run's upload of this run's first
+        # second looks older and goes; that run then fails before its switch (`complete`).
+        candidates = {k for k, info in now.items() if k not in known and info.modified < began}
+        if not candidates:  # the usual case: no manifest folder listing at all
+            return set()
+        others = overlapping_manifests(*self._window, skip=self.manifest_key)
+        if others is None:  # one could not be read: what it lists is unknown, keep all
+            log.warning("kept unlisted files %s: a manifest beside could not be read", candidates)
+            return set()
+        return candidates - others
 
     def _switch(self, data: bytes) -> None:
         try:
@@ -228,6 +268,11 @@ class Publication:
         names), best effort. Left alone when the manifest may have landed."""
         if self.switched or self.uncertain:
             return
+        # Another run of the window may have switched to a manifest listing one of these
+        # names (the same content gets the same versioned name): it is live, keep it.
+        with contextlib.suppress(Exception):
+            live = self._replaced()
+            self.uploaded = [key for key in self.uploaded if key not in live]
         for key in self.uploaded:
             with contextlib.suppress(Exception):  # the run's own error is the one to report
                 self.output.delete(key)
@@ -249,3 +294,23 @@ def _window_listing(
         for info in output.list(data_key_prefix(path, _common_name(start, end)))
         if data_key_time(path, info.key) in times
     ]
+
+
+def overlapping_manifests(
+    output: Destination, path: str, start: datetime, end: datetime, skip: str
+) -> set[str] | None:
+    """Every key listed by a manifest of `path` (but `skip`) whose window meets
+    [start, end): a task's window of other times, or another export's window in the same
+    folder. None when one of them cannot be read. Only those manifests are read."""
+    listed: set[str] = set()
+    for info in output.list(manifests_prefix(path)):
+        window = manifest_window(path, info.key)
+        if info.key == skip or window is None or not (window[0] < end and window[1] > start):
+            continue
+        try:
+            listed |= set(Manifest.from_bytes(output.get_bytes(info.key)).listed())
+        except FileNotFoundError:
+            continue  # replaced or removed since the listing: it lists nothing now
+        except ValidationError:
+            return None
+    return listed

@@ -2,7 +2,9 @@
 
 Every execution reports it per file written, at most once a second (a backfill of small
 hours writes hundreds of files in seconds, and each report is a run tag and a log line),
-but always for its first file and for its last, at 100. The Dagster shell (`defs/`) puts
+but always for its first file and for its last, at 99 at most: 100 is reported only once
+the last window is published (its manifest written), so a run that fails in its upload
+or publish never showed 100. The Dagster shell (`defs/`) puts
 the figure on the run as the tag `progress` and in a log line; the HTTP API reads the tag.
 """
 
@@ -42,12 +44,21 @@ class RunProgress:
         names the window in the text when the run has several."""
 
         def update(done: int, total: int, label: str) -> None:
-            percent = ((number - 1) * total + done) * 100 // (self.windows * total)
+            # 100 only once published: the files written are not yet the window.
+            percent = min(99, ((number - 1) * total + done) * 100 // (self.windows * total))
+            last = number == self.windows and done == total
             now = self.clock()
-            if self._last is not None and percent < 100 and now - self._last < self.every:
+            if self._last is not None and not last and now - self._last < self.every:
                 return
             self._last = now
-            where = f"window {number}/{self.windows} ({key}): " if key else ""
-            self.report(percent, f"{where}{done}/{total} files, {label}")
+            self.report(percent, f"{self._where(number, key)}{done}/{total} files, {label}")
 
         return update
+
+    def published(self, number: int, key: str | None = None) -> None:
+        """Window `number` is published (its manifest written): 100 after the last one."""
+        if number == self.windows:
+            self.report(100, f"{self._where(number, key)}published")
+
+    def _where(self, number: int, key: str | None) -> str:
+        return f"window {number}/{self.windows} ({key}): " if key else ""

@@ -8,7 +8,7 @@ A request is a definition's keys (those a one-off task may set) plus its own: `n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definition import in_years, years_rule
+from exporter_pipeline.exports.ownership import output_root, segments
 from exporter_pipeline.exports.spec import ExportDefinition, describe_errors, validate_export
 from exporter_pipeline.exports.validation import AnyExport
 
@@ -124,3 +125,41 @@ def definition_of_request(
         message = f"end_time {end:%Y-%m-%d %H:%M} is before start_time {start:%Y-%m-%d %H:%M}"
         raise TaskRequestError(name, [("/end_time", message)])
     return export, start, end
+
+
+def _is_within(one: tuple[str, ...], other: tuple[str, ...]) -> bool:
+    """Whether one location holds the other or is held by it (segment-wise)."""
+    shorter = min(len(one), len(other))
+    return one[:shorter] == other[:shorter]
+
+
+def refuse_export_location(
+    export: ExportDefinition,
+    outputs: Mapping[str, Any],
+    exports: Sequence[ExportDefinition],
+) -> None:
+    """TaskRequestError (at `/path`) when the task would write where a definition export
+    writes: at its path, inside it or around it, on its output or one naming the same
+    place. A task's publish would otherwise take that export's files for its own."""
+    output = outputs.get(export.output.name)
+    if output is None:
+        return  # the unknown output is refused on its own
+    mine = (*output_root(output), *segments(export.output.path))
+    for other in exports:
+        theirs_output = outputs.get(other.output.name)
+        if theirs_output is None:
+            continue
+        theirs = (*output_root(theirs_output), *segments(other.output.path))
+        if _is_within(mine, theirs):
+            # Another tenant's export is not named to this one.
+            whose = (
+                f"export {other.name!r} (output {other.output.name!r}, path {other.output.path!r})"
+                if other.tenant == export.tenant
+                else "an export of another tenant"
+            )
+            message = (
+                f"path {export.output.path!r} of output {export.output.name!r} meets the "
+                f"files of {whose}: a task may not write at, inside or around an "
+                "export's path; choose another path"
+            )
+            raise TaskRequestError(export.name, [("/path", message)])

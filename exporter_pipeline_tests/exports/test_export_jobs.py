@@ -368,8 +368,9 @@ def test_every_execution_carries_its_progress(project: Project) -> None:
     ]
     # 48 files: the first and the last always, between them at most one a second.
     assert lines[0] == "progress 2%: window 1/2 (2026-10-01): 1/24 files, 2026-10-01 00:00"
-    assert lines[-1] == "progress 100%: window 2/2 (2026-10-02): 24/24 files, 2026-10-02 23:00"
-    assert 2 <= len(lines) <= 2 + int(elapsed)
+    assert lines[-2] == "progress 99%: window 2/2 (2026-10-02): 24/24 files, 2026-10-02 23:00"
+    assert lines[-1] == "progress 100%: window 2/2 (2026-10-02): published"
+    assert 3 <= len(lines) <= 3 + int(elapsed)
     # Progress adds no observation: one per window, as the delivery sensor reads them.
     observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert len(observed) == 2
@@ -389,7 +390,7 @@ def test_every_execution_carries_its_progress(project: Project) -> None:
         if e.user_message.startswith("progress ")
     ]
     assert lines[0] == "progress 50%: 1/2 files, 2026-10-02 10:00"
-    assert lines[-1] == "progress 100%: 2/2 files, 2026-10-02 11:00"
+    assert lines[-2:] == ["progress 99%: 2/2 files, 2026-10-02 11:00", "progress 100%: published"]
     [metadata] = [
         e.event_specific_data.metadata  # type: ignore[union-attr]  # a STEP_OUTPUT event
         for e in task.all_events

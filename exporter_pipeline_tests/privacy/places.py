@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from exporter_pipeline.definitions import build_definitions
-from exporter_pipeline.destinations import destination_from_url
+from exporter_pipeline.destinations import Destination, destination_from_url
+from exporter_pipeline.destinations.local import LocalDestination
+from exporter_pipeline.destinations.s3 import S3Destination
 from exporter_pipeline.events.ingest import ingest_hour
 from exporter_pipeline.events.simulate import simulate
 from exporter_pipeline.lake import hourly_key, write_hourly
@@ -100,6 +102,12 @@ class OutputView:
     def manifest(self, key: str) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(self.read(key))
         return document
+
+    def destination(self) -> Destination:
+        """The output itself, to write into it as a run of older code did."""
+        if self.s3 is None:
+            return LocalDestination(self.root)
+        return S3Destination(self.s3.client(), self.bucket)
 
     def config(self) -> dict[str, Any]:
         if self.s3 is None:

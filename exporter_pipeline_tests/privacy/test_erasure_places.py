@@ -24,7 +24,9 @@ import pytest
 
 from exporter_pipeline.defs.delivery_sensor import OBSERVED, observation_hints, read_events
 from exporter_pipeline.delivery.cursor import DeliveryCursor
+from exporter_pipeline.exports.execution import export_window
 from exporter_pipeline.exports.spec import load_definitions_file
+from exporter_pipeline.exports.task_request import definition_of_request
 from exporter_pipeline_tests.privacy.places import OUTPUT_KINDS, TASKS, Places, busiest_user
 
 TASK_MANIFEST = "{}/_manifests/2026-10-01-00-00_2026-10-01-02-00.json"
@@ -130,8 +132,10 @@ def fill(places: Places, user: str, other: str) -> None:
         assert places.run("export_acme_raw", partition_key=hour).success
     for name in TASKS:
         places.task(name)
-    config = {"ops": {"export_task": {"config": IN_DEFINITION_FOLDER}}}
-    assert places.run("export_on_demand", config).success
+    # Tasks are now refused at an export's path; one written there before still holds rows.
+    export, start, end = definition_of_request(IN_DEFINITION_FOLDER)
+    output = places.out.destination()
+    export_window(export, start, end, places.lake.store, output, "run-before-the-rule")
     places.user_export(user, "gdpr/u")
     places.user_export(other, "gdpr/v")
 
