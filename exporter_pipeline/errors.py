@@ -21,3 +21,9 @@ class RetryableDestinationError(DestinationError):
 
 class PermanentDestinationError(DestinationError):
     """Bad credentials, missing bucket, access denied: retrying cannot help."""
+
+
+def reason_of(error: Exception) -> str:
+    """What to say of an output that failed: our own errors and OS errors say what was
+    wrong without secrets; an SDK's text might hold one, so only its kind is told."""
+    return str(error) if isinstance(error, ExporterError | OSError) else type(error).__name__

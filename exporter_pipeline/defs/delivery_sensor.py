@@ -38,7 +38,7 @@ from exporter_pipeline.delivery.cursor import (
     run_key,
 )
 from exporter_pipeline.destinations import ObjectInfo
-from exporter_pipeline.errors import ExporterError
+from exporter_pipeline.errors import reason_of
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, error_key, manifest_key, manifests_prefix
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 
@@ -183,10 +183,9 @@ def look_up(
         # Whatever one output raises (a refused connection, an SDK's ValueError for a
         # malformed endpoint) stops only that output's deliveries, never the tick.
         except Exception as error:
-            reason = (
-                str(error) if isinstance(error, ExporterError | OSError) else type(error).__name__
+            context.log.warning(
+                f"output {output}: {reason_of(error)}; its manifests are looked for again"
             )
-            context.log.warning(f"output {output}: {reason}; its manifests are looked for again")
             cursor.pending += its_hints
             continue
         fresh += fresh_objects(found, its_hints, cursor, now)

@@ -16,7 +16,7 @@ from datetime import datetime
 import dagster as dg
 
 from exporter_pipeline.exports.spec import DefinitionsFile
-from exporter_pipeline.windows import HOUR_KEY_FORMAT, hours_of
+from exporter_pipeline.windows import hours_of, partition_key_of
 
 LATE_DATA_SENSOR = "reexport_late_data_sensor"
 LATE_DATA_SENSOR_INTERVAL_S = 30
@@ -64,9 +64,7 @@ def flag_late_data(
 ) -> None:
     """Tag the run when an hour of its windows was materialized after `began` (the
     export's start): one query per data set, whatever the number of windows."""
-    hours = sorted(
-        {f"{h:{HOUR_KEY_FORMAT}}" for start, end in windows for h in hours_of(start, end)}
-    )
+    hours = sorted({partition_key_of(h) for start, end in windows for h in hours_of(start, end)})
     for source in sources:
         found = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(

@@ -8,6 +8,7 @@ from exporter_pipeline.defs.exports import export_partitions_def
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
 from exporter_pipeline.destinations import Destination
 from exporter_pipeline.destinations.outputs import named
+from exporter_pipeline.errors import reason_of
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
 from exporter_pipeline.privacy.erasure import erase_user
 from exporter_pipeline.privacy.published import PublishedIn
@@ -15,7 +16,6 @@ from exporter_pipeline.privacy.retention import (
     RetentionPolicy,
     apply_retention,
     plan_retention,
-    reason_of,
 )
 from exporter_pipeline.privacy.user_export import export_user
 from exporter_pipeline.settings import Settings

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from exporter_pipeline.destinations import Destination
-from exporter_pipeline.errors import ExporterError
+from exporter_pipeline.errors import reason_of
 from exporter_pipeline.lake import hourly_key, lake_hours
 from exporter_pipeline.privacy.published import OutputContents, read_output
 
@@ -78,12 +78,6 @@ def plan_retention(
         if expired:
             plan.export_keys[name] = sorted(expired)
     return plan
-
-
-def reason_of(error: Exception) -> str:
-    """What to say of an output that failed: our own errors and OS errors say what was
-    wrong without secrets; an SDK's text might hold one, so only its kind is told."""
-    return str(error) if isinstance(error, ExporterError | OSError) else type(error).__name__
 
 
 def _expired_in_output(
