@@ -163,7 +163,7 @@ def _usable(definitions: DefinitionsFile, export: ExportDefinition) -> bool:
     """Whether the task's output is one its tenant may use and its path meets no export's
     (the task's own checks that need no lake; a refused task wrote nothing)."""
     output = definitions.outputs.get(export.output.name)
-    if output is None or output.tenant not in (None, export.tenant):
+    if output is None or not output.usable_by(export.tenant):
         return False
     try:
         refuse_export_location(export, definitions.outputs, definitions.exports)

@@ -186,7 +186,7 @@ def export_in_progress(instance: dg.DagsterInstance, export: ExportDefinition) -
 
 def tenant_outputs(outputs: OutputsResource, tenant: str) -> PublishedIn:
     """The outputs `tenant` may use (its own and the operator's): managed ones opened."""
-    usable = {n: o for n, o in outputs.outputs().items() if o.tenant in (None, tenant)}
+    usable = {n: o for n, o in outputs.outputs().items() if o.usable_by(tenant)}
     return PublishedIn(
         managed={n: outputs.destination(n) for n, o in sorted(usable.items()) if o.managed},
         unmanaged=sorted(n for n, o in usable.items() if not o.managed),

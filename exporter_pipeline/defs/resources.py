@@ -123,7 +123,7 @@ class OutputsResource(dg.ConfigurableResource):
     def owned_output(self, name: str, tenant: str) -> Output:
         """Output `name` if `tenant` may use it (it is the tenant's or the operator's)."""
         output = self.output(name)
-        if output.tenant not in (None, tenant):
+        if not output.usable_by(tenant):
             raise DefinitionError(
                 f"output {name!r} belongs to tenant {output.tenant!r}; "
                 f"tenant {tenant!r} may not use it"

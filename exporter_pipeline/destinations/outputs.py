@@ -50,6 +50,10 @@ class _OutputBase(StrictModel):
     def _tenant(cls, tenant: str | None) -> str | None:
         return None if tenant is None else named("tenant", tenant)
 
+    def usable_by(self, tenant: str) -> bool:
+        """Whether `tenant`'s exports may write here: its own output, or the operator's."""
+        return self.tenant in (None, tenant)
+
     def open(
         self,
         name: str,

@@ -204,7 +204,7 @@ class _Exports:
             return [f"{self.where}: {self.labels[index]} ({p}): {m}" for p, m in found] + unknown
         problems = self._name_problems(at, index, export) + unknown
         output = self.outputs.get(export.output.name)
-        if output is not None and output.tenant not in (None, export.tenant):
+        if output is not None and not output.usable_by(export.tenant):
             problems.append(
                 f"{at}/output/name): output {export.output.name!r} belongs to tenant "
                 f"{output.tenant!r}; an export of tenant {export.tenant!r} may not use it"
