@@ -12,7 +12,10 @@ each in fresh processes:
   its snapshot, as the webserver and the daemon do; seconds and peak RSS of the tree;
 - the same for one shard of `--shards` (`EXPORTER_SHARD=1/N`, the second);
 - run start-up: a fresh Python process that loads the code location and asks it for one
-  export job by name, which is what a run worker does before its first step.
+  export job by name, which is what a run worker does before its first step;
+- Dagster's floor: the same `validate` of `benchmarks/dagster_floor.py`, a location of as
+  many jobs that do nothing (one bare partitioned asset each), what any location with one
+  Dagster job per export costs before any of its own work.
 
 The growth line compares the largest size with the smallest, per definition.
 """
@@ -127,6 +130,10 @@ def measure_size(size: int, shards: int, rounds: int, work: Path) -> dict[str, A
         "load": (validate, env),
         "shard": (validate, {**env, "EXPORTER_SHARD": f"1/{shards}"}),
         "run_start": ([sys.executable, "-c", RUN_START, job], env),
+        "floor": (
+            [str(BIN / "dagster"), "definitions", "validate", "-f", "benchmarks/dagster_floor.py"],
+            {**env, "FLOOR_JOBS": str(len(document["exports"]))},
+        ),
     }
     for name, (command, step_env) in steps.items():
         results = [timed(command, step_env) for _ in range(rounds)]
@@ -142,14 +149,15 @@ def report(rows: list[dict[str, Any]], shards: int) -> None:
     print(f"\nMachine: {machine}, Python {platform.python_version()}")
     print(
         f"\n| export definitions | tenants | apply s | load s | load RSS MB | shard of {shards} s "
-        "| run start-up s |"
+        "| run start-up s | Dagster floor s |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         apply = f"{row['apply'][0]:.1f}" if "apply" in row else "n/a"
         print(
             f"| {row['size']:,} | {row['tenants']:,} | {apply} | {row['load'][0]:.1f} "
-            f"| {row['load'][1]} | {row['shard'][0]:.1f} | {row['run_start'][0]:.1f} |"
+            f"| {row['load'][1]} | {row['shard'][0]:.1f} | {row['run_start'][0]:.1f} "
+            f"| {row['floor'][0]:.1f} |"
         )
     first, last = rows[0], rows[-1]
     if len(rows) > 1:
@@ -157,7 +165,8 @@ def report(rows: list[dict[str, Any]], shards: int) -> None:
             f"\nload {last['size']:,} / {first['size']:,} definitions: "
             f"{last['load'][0] / first['load'][0]:.1f}x the time for "
             f"{last['size'] / first['size']:.0f}x the definitions; run start-up "
-            f"{last['run_start'][0] / first['run_start'][0]:.2f}x"
+            f"{last['run_start'][0] / first['run_start'][0]:.2f}x; Dagster's floor "
+            f"{last['floor'][0] / first['floor'][0]:.1f}x"
         )
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from exporter_pipeline.definitions import build_definitions
+from exporter_pipeline.defs.exports import EXPORT_EXECUTOR
 from exporter_pipeline.defs.failures import (
     WindowState,
     export_names_of_run,
@@ -309,7 +310,7 @@ def test_the_sensor_reports_a_run_dagster_marked_failed_after_its_worker_died(
     sensor = defs.resolve_sensor_def("export_failure_notice_sensor")
     assert isinstance(sensor, dg.RunStatusSensorDefinition)
     job = defs.resolve_job_def("export_acme_daily")
-    assert job.executor_def is dg.in_process_executor
+    assert job.executor_def is EXPORT_EXECUTOR
     assert job.tags["dagster/max_runtime"] == str(settings.export_max_runtime_s)
     assert defs.resolve_job_def("deliver_export").tags["dagster/max_runtime"] == "1800"
     with dg.instance_for_test() as instance:
