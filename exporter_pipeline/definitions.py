@@ -83,7 +83,12 @@ def build_definitions(
     return dg.Definitions(
         # The lake's assets are defined once in a deployment: in shard 0 when sharded.
         assets=[*lake_assets(hours, shard), *exports.assets],
-        jobs=[*exports.jobs, build_on_demand_job(definitions), delivery_job, *privacy_jobs],
+        jobs=[
+            *exports.jobs,
+            build_on_demand_job(definitions, settings),
+            delivery_job,
+            *privacy_jobs,
+        ],
         schedules=[*exports.schedules, *privacy_schedules],
         sensors=[
             *delivery_sensors,

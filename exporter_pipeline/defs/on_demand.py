@@ -29,6 +29,7 @@ from exporter_pipeline.exports.task_request import (
 from exporter_pipeline.exports.tenant_data import tenant_has_events
 from exporter_pipeline.exports.validation import AnyExport
 from exporter_pipeline.settings import Settings
+from exporter_pipeline.shards import Shard, wrong_location
 from exporter_pipeline.store.tenants import knows_tenant
 
 # The run tag of a task refused on its request, before it wrote anything.
@@ -135,10 +136,14 @@ def _checked(
     definitions: DefinitionsFile,
     lake: LakeResource,
     outputs: OutputsResource,
+    shard: Shard | None,
 ) -> tuple[ExportDefinition, datetime, datetime]:
-    """The task's export and window; a refused request tags the run `REFUSED_TAG`."""
+    """The task's export and window; a refused request tags the run `REFUSED_TAG`. A
+    tenant of another shard is refused: only its own shard knows its exports' paths."""
     try:
         export, start, end = request_to_definition(config)
+        if reason := wrong_location(shard, export.tenant):
+            raise DefinitionError(f"export task {config.name!r} (/tenant): {reason}")
         _refuse_unusable(config.name, export, start, end, definitions, lake, outputs)
     except (ExporterError, ValueError):
         # Refused before writing anything: the failure sensor writes no error file for
@@ -151,7 +156,8 @@ def _checked(
 def build_on_demand_job(
     definitions: DefinitionsFile, settings: Settings | None = None
 ) -> dg.JobDefinition:
-    limit = (settings or Settings.from_env()).export_max_runtime_s
+    settings = settings or Settings.from_env()
+    limit, shard = settings.export_max_runtime_s, Shard.parse(settings.shard)
 
     @dg.op(
         name="export_task",
@@ -164,7 +170,7 @@ def build_on_demand_job(
         outputs: OutputsResource,
     ) -> dg.Output[dict]:
         """Run one on-demand export task and publish its files and manifest."""
-        export, start, end = _checked(context, config, definitions, lake, outputs)
+        export, start, end = _checked(context, config, definitions, lake, outputs, shard)
         destination = outputs.destination(export.output.name)
 
         meter = run_progress(context, 1)
