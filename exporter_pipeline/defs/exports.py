@@ -8,13 +8,12 @@ window; its Dagster status is the execution status.
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 
-from exporter_pipeline.defs.late_data import flag_late_data, late_data_condition
+from exporter_pipeline.defs.late_data import INPUTS_AS_OF, inputs_as_of, late_data_condition
 from exporter_pipeline.defs.partitions import backfill_policy_accepted
 from exporter_pipeline.defs.progress import run_progress
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
@@ -112,7 +111,7 @@ def build_export_asset(
     def export_asset(
         context: dg.AssetExecutionContext, lake: LakeResource, outputs: OutputsResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        began = time.time()
+        as_of = inputs_as_of(context.instance)  # before the first read of the lake
         store = lake.lake()
         destination = outputs.destination(export.output.name)
         meter = run_progress(context, len(context.partition_keys))
@@ -120,9 +119,7 @@ def build_export_asset(
             _export_one_window(context, export, partitions_def, key, store, destination, meter)
             for key in context.partition_keys
         ]
-        if export.reexport_late_data:
-            flag_late_data(context, dataset.sources, [(r.start, r.end) for r in results], began)
-        yield dg.MaterializeResult(metadata=_run_metadata(results, destination))
+        yield dg.MaterializeResult(metadata=_run_metadata(results, destination, as_of))
         yield _check(export, check_name, results, store, destination)
 
     return export_asset
@@ -179,10 +176,14 @@ def manifest_link(uri: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri)
 
 
-def _run_metadata(results: list[ExecutionResult], destination: Destination) -> dict[str, Any]:
+def _run_metadata(
+    results: list[ExecutionResult], destination: Destination, as_of: int
+) -> dict[str, Any]:
     """A run's metadata. A range run's materialization is recorded for every window of the
     range, so it carries no `dagster/row_count` (Dagster reads it per partition): each
-    window's own count is on its observation; `rows` is the range's."""
+    window's own count is on its observation; `rows` is the range's. `as_of`: where the
+    event log stood when the run began to read (an hour materialized later may not be in
+    what it exported, late_data.py)."""
     rows = sum(r.rows for r in results)
     metadata: dict[str, Any] = {
         "rows": rows,
@@ -193,6 +194,7 @@ def _run_metadata(results: list[ExecutionResult], destination: Destination) -> d
         "progress": 100,
         "duration_s": round(sum(r.seconds for r in results), 3),
         "output_uri": dg.MetadataValue.path(destination.uri()),
+        INPUTS_AS_OF: as_of,
     }
     if len(results) == 1:
         metadata["dagster/row_count"] = rows

@@ -22,11 +22,7 @@ import pytest
 import yaml
 from standardwebhooks import Webhook
 
-from exporter_pipeline.defs.late_data import (
-    LATE_DATA_SENSOR,
-    LATE_DATA_SENSOR_INTERVAL_S,
-    LATE_DATA_TAG,
-)
+from exporter_pipeline.defs.late_data import LATE_DATA_SENSOR, LATE_DATA_SENSOR_INTERVAL_S
 from exporter_pipeline.events.simulate import simulate
 from exporter_pipeline_tests.delivery.conftest import Receiver
 from exporter_pipeline_tests.e2e.conftest import Deployment, start_dagster_dev
@@ -45,7 +41,13 @@ EXPORT, JOB, WINDOW = "acme_late", "export_acme_late", f"{DAY:%Y-%m-%d}"
 LOCATION = "exporter_pipeline"
 LATE_HOUR = 5
 SENSOR = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
-    ... on Sensor { sensorState { status } } } }"""
+    ... on Sensor { sensorState { status ticks(limit: 20) {
+        timestamp status runIds error { message } } } } } }"""
+# The condition's evaluations the sensor stored (those that changed something).
+EVALUATIONS = """query($key: AssetKeyInput!) {
+    assetConditionEvaluationRecordsOrError(assetKey: $key, limit: 20) {
+    ... on AssetConditionEvaluationRecords { records { evaluationId timestamp numRequested
+        evaluationNodes { userLabel numTrue } } } } }"""
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -108,12 +110,7 @@ def test_a_late_file_re_ingested_during_a_re_export_ends_re_exported_and_deliver
     late: tuple[Deployment, Path], receiver: Receiver
 ) -> None:
     dev, root = late
-    selector = {
-        "repositoryLocationName": LOCATION,
-        "repositoryName": "__repository__",
-        "sensorName": LATE_DATA_SENSOR,
-    }
-    state = dev.graphql(SENSOR, {"selector": selector})["sensorOrError"]["sensorState"]
+    state = dev.graphql(SENSOR, {"selector": SELECTOR})["sensorOrError"]["sensorState"]
     assert state["status"] == "RUNNING"  # on from the start, as the README says
 
     # The UI's backfill of the day's 24 raw hours (one run), then a launch of the window.
@@ -129,6 +126,7 @@ def test_a_late_file_re_ingested_during_a_re_export_ends_re_exported_and_deliver
     after = window_ids(root / "landing")
     assert len(after) == len(before) + 30
     hour = f"{DAY + timedelta(hours=LATE_HOUR):%Y-%m-%d-%H:%M}"
+    began = time.time()
     launch(dev, LOCATION, JOB, WINDOW)
     launch(dev, LOCATION, "__ASSET_JOB", hour, ["raw_events"])
 
@@ -138,7 +136,7 @@ def test_a_late_file_re_ingested_during_a_re_export_ends_re_exported_and_deliver
         runs = export_runs(dev)
         last = manifest(root)
         seen.update(
-            runs=[(r["runId"][:8], r["status"], r["tags"].get(LATE_DATA_TAG)) for r in runs],
+            runs=[(r["runId"][:8], r["status"]) for r in runs],
             rows=last and last["rows"],
             hooks=len(receiver.requests),
         )
@@ -150,7 +148,9 @@ def test_a_late_file_re_ingested_during_a_re_export_ends_re_exported_and_deliver
     try:
         runs = wait_for(settled, 300, "the window re-exported from the late hour and delivered")
     except TimeoutError as error:
-        raise AssertionError(f"{error}: expected {len(after)} rows, saw {seen}") from None
+        raise AssertionError(
+            f"{error}: expected {len(after)} rows, saw {seen}\n{timeline(dev, began)}"
+        ) from None
     assert {r["status"] for r in runs} == {"SUCCESS"}
     final = manifest(root)
     assert final is not None and final["run_id"] == runs[-1]["runId"]
@@ -170,6 +170,44 @@ def test_a_late_file_re_ingested_during_a_re_export_ends_re_exported_and_deliver
     time.sleep(2 * LATE_DATA_SENSOR_INTERVAL_S + 5)
     assert len(export_runs(dev)) == len(runs)
     assert len(receiver.requests) == len(runs)
+
+
+SELECTOR = {
+    "repositoryLocationName": LOCATION,
+    "repositoryName": "__repository__",
+    "sensorName": LATE_DATA_SENSOR,
+}
+
+
+def timeline(dev: Deployment, began: float) -> str:
+    """What happened from `began` (s): the runs of the window and of the late hour, the
+    sensor's ticks, and the condition's stored evaluations of the window (its labelled
+    parts: how many windows each was true for)."""
+    lines = [
+        f"run {r['runId'][:8]} {'/'.join(r['assets'])} {r['tags'].get('dagster/partition')} "
+        f"{r['status']} "
+        f"{(r['startTime'] or began) - began:.1f}..{(r['endTime'] or began) - began:.1f}"
+        for r in sorted(shard_runs(dev), key=lambda r: r["startTime"] or 0)
+        if (r["startTime"] or began) >= began
+    ]
+    state = dev.graphql(SENSOR, {"selector": SELECTOR})["sensorOrError"]["sensorState"]
+    lines += [
+        f"tick {t['timestamp'] - began:.1f} {t['status']} runs {t['runIds']} "
+        f"{(t['error'] or {}).get('message', '')}".rstrip()
+        for t in reversed(state["ticks"])
+        if t["timestamp"] >= began
+    ]
+    key = {"path": ["exports", EXPORT]}
+    found = dev.graphql(EVALUATIONS, {"key": key})["assetConditionEvaluationRecordsOrError"]
+    lines += [
+        f"evaluation {e['evaluationId']} {e['timestamp'] - began:.1f} requested "
+        f"{e['numRequested']}: "
+        + ", ".join(
+            f"{n['userLabel']}={n['numTrue']}" for n in e["evaluationNodes"] if n["userLabel"]
+        )
+        for e in reversed(found.get("records", []))
+    ]
+    return "\n".join(lines)
 
 
 def manifest(root: Path) -> dict[str, Any] | None:
