@@ -16,12 +16,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_definitions
 from exporter_pipeline.store.models import ExportRow, OutputRow
+
+# Where the store's problems say they are (in place of a file name).
+STORE = Path("definitions store")
+# An output's YAML keys read as the output models read them.
+OUTPUT: TypeAdapter[Output] = TypeAdapter(Output)
 
 
 @dataclass
