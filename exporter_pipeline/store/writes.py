@@ -1,6 +1,7 @@
 """Changing the definitions store: the writes of `DefinitionsStore` (mixed into it), each
-one change in one transaction, checked against the store as it would be afterwards
-(`apply.Applier`).
+one change in one transaction that holds the store's write lock (`locking.py`: two
+writers at once are checked one after the other), checked against the store as it would
+be afterwards (`apply.Applier`).
 
 Callers: the command line (`apply_file`), the code location's first load (`seed`) and the
 HTTP API (`put_output`, `create_output`, `put_export`, `create_export`,
@@ -27,6 +28,7 @@ from exporter_pipeline.exports.definitions_file import (
 )
 from exporter_pipeline.store import crypto
 from exporter_pipeline.store.apply import OUTPUT, STORE, Applier, Changes
+from exporter_pipeline.store.locking import write_session
 from exporter_pipeline.store.models import ExportRow, OutputRow
 
 
@@ -68,7 +70,7 @@ class StoreWrites:
         `secrets` (by output name) and `webhook_secrets` (by export name) are stored
         with it, encrypted."""
         outputs, exports = jsonable(dict(outputs)), jsonable(exports)
-        with self.session() as session, session.begin():
+        with write_session(self.engine) as session:
             applier = Applier(session)
             if guard is not None:
                 guard(applier)
@@ -104,7 +106,7 @@ class StoreWrites:
         left_out = {r.index for r in loaded.rejected}
         exports = [e for i, e in enumerate(document.get("exports") or []) if i not in left_out]
         outputs = {n: b for n, b in (document.get("outputs") or {}).items() if n in loaded.outputs}
-        with self.session() as session, session.begin():
+        with write_session(self.engine) as session:
             return Applier(session).apply(jsonable(outputs), jsonable(exports), prune=False)
 
     def put_output(
@@ -172,7 +174,7 @@ class StoreWrites:
 
     def delete_export(self, name: str, owner: str | None = None) -> bool:
         """Remove export `name` (only if `owner` owns it, when given)."""
-        with self.session() as session, session.begin():
+        with write_session(self.engine) as session:
             row = session.scalars(select(ExportRow).where(ExportRow.name == name)).first()
             if row is None or (owner is not None and row.tenant != owner):
                 return False
@@ -182,7 +184,7 @@ class StoreWrites:
     def delete_output(self, name: str, owner: str | None = None) -> bool:
         """Remove output `name` (only if `owner` owns it, when given); a DefinitionError
         while an export uses it."""
-        with self.session() as session, session.begin():
+        with write_session(self.engine) as session:
             applier = Applier(session)
             row = applier.outputs.get(name)
             if row is None or (owner is not None and row.tenant != owner):
@@ -193,7 +195,7 @@ class StoreWrites:
     def set_credentials(self, name: str, secrets: Mapping[str, str]) -> None:
         """Store the credentials of output `name` encrypted with EXPORTER_SECRET_KEY.
         Names are the output's `*_env` fields without the suffix (`secret_access_key`)."""
-        with self.session() as session, session.begin():
+        with write_session(self.engine) as session:
             row = session.scalars(select(OutputRow).where(OutputRow.name == name)).first()
             if row is None:
                 raise DefinitionError(f"unknown output {name!r} (not in the definitions store)")
