@@ -5,7 +5,8 @@ Then the store as it would be afterwards is validated as a whole, as the code lo
 will load it: what the change would break there (an export of another file whose output
 now belongs to another tenant, two tenants' exports in one place, two names that become
 one Dagster name) refuses the whole change. Problems the store already had before, in
-entries the change does not touch, do not block it.
+entries the change does not touch, do not block it. Any change records the store as
+seeded (`store_state`): the exports file is never applied over it again.
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import Connection, exists, select, update
 from sqlalchemy.orm import Session
 
 from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_definitions
-from exporter_pipeline.store.models import ExportRow, OutputRow
+from exporter_pipeline.store.models import (
+    STATE_ROW,
+    ExportRow,
+    OutputRow,
+    StoreStateRow,
+    utcnow,
+)
 
 # Where the store's problems say they are (in place of a file name).
 STORE = Path("definitions store")
@@ -73,6 +80,27 @@ def uses_stored_secret(body: Mapping[str, Any]) -> bool:
 
 def as_document(outputs: Mapping[str, Any], exports: Sequence[Any]) -> dict[str, Any]:
     return {"outputs": dict(outputs), "exports": list(exports)}
+
+
+def holds_definitions(connection: Connection | Session) -> bool:
+    """Whether the store holds any output or export."""
+    query = select(exists(select(OutputRow.id)) | exists(select(ExportRow.id)))
+    return bool(connection.execute(query).scalar())
+
+
+def was_seeded(connection: Connection | Session) -> bool:
+    """Whether definitions ever reached the store (seeded, applied or written)."""
+    query = select(StoreStateRow.seeded_at).where(StoreStateRow.id == STATE_ROW)
+    return connection.execute(query).scalar() is not None
+
+
+def mark_seeded(session: Session) -> None:
+    """Record that definitions reached the store (its first time only)."""
+    session.execute(
+        update(StoreStateRow)
+        .where(StoreStateRow.id == STATE_ROW, StoreStateRow.seeded_at.is_(None))
+        .values(seeded_at=utcnow())
+    )
 
 
 def _validated(document: dict[str, Any], where: Path, now: datetime | None) -> DefinitionsFile:
@@ -203,4 +231,5 @@ class Applier:
             names = {e["name"] for e in exports}
             self.remove_exports(set(self.exports) - names)
             self.remove_outputs(set(self.outputs) - set(outputs))
+        mark_seeded(self.session)
         return self.changes

@@ -7,7 +7,8 @@ names in clear beside it. `exports` holds each export definition as JSON, exactl
 YAML keys, with its tenant and output name beside it for queries, and the signing secret
 of its webhook when the store holds it (`secret_stored: true`), Fernet-encrypted, never
 in the definition. An export's output
-must exist (a foreign key), so an output in use cannot be removed. The schema changes
+must exist (a foreign key), so an output in use cannot be removed. `store_state` is one
+row: whether the store was ever seeded (given definitions). The schema changes
 only by a migration (`migrations/versions/`); a test checks the two agree.
 """
 
@@ -107,3 +108,19 @@ class StoreSecretRow(Base):
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# The id of `store_state`'s one row.
+STATE_ROW = 1
+
+
+class StoreStateRow(Base):
+    """The store's own state, one row (`STATE_ROW`), made by its migration. `seeded_at`:
+    when definitions first reached the store (seeded from EXPORTER_EXPORTS_FILE, applied,
+    or written through the API); until then a load seeds it from that file, afterwards
+    never again, even once it is emptied (`definitions apply --prune`)."""
+
+    __tablename__ = "store_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, exists, func, select
+from sqlalchemy import Engine, func, select
 
 from exporter_pipeline.delivery.endpoints import refuse_unreachable
 from exporter_pipeline.destinations.base import Destination
@@ -23,7 +23,7 @@ from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_definitions
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.store import crypto
-from exporter_pipeline.store.apply import OUTPUT, STORE, as_document
+from exporter_pipeline.store.apply import OUTPUT, STORE, as_document, holds_definitions, was_seeded
 from exporter_pipeline.store.engine import engine_for
 from exporter_pipeline.store.models import ExportRow, OutputRow
 from exporter_pipeline.store.writes import NameTaken, NotOwned, StoreWrites, jsonable
@@ -84,9 +84,12 @@ class DefinitionsStore(StoreWrites):
 
     def is_empty(self) -> bool:
         with self.engine.connect() as connection:
-            return not connection.execute(
-                select(exists(select(OutputRow.id)) | exists(select(ExportRow.id)))
-            ).scalar()
+            return not holds_definitions(connection)
+
+    def was_seeded(self) -> bool:
+        """Whether definitions ever reached the store (then it is never seeded again)."""
+        with self.engine.connect() as connection:
+            return was_seeded(connection)
 
     def load(self, tenants: Tenants | None = None, now: datetime | None = None) -> DefinitionsFile:
         """Every output and export (of `tenants` only, when given; the operator's outputs

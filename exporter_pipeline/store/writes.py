@@ -27,7 +27,15 @@ from exporter_pipeline.exports.definitions_file import (
     read_definitions_document,
 )
 from exporter_pipeline.store import crypto
-from exporter_pipeline.store.apply import OUTPUT, STORE, Applier, Changes
+from exporter_pipeline.store.apply import (
+    OUTPUT,
+    STORE,
+    Applier,
+    Changes,
+    holds_definitions,
+    mark_seeded,
+    was_seeded,
+)
 from exporter_pipeline.store.locking import write_session
 from exporter_pipeline.store.models import ExportRow, OutputRow
 
@@ -100,13 +108,21 @@ class StoreWrites:
             now=now,
         )
 
-    def seed(self, document: Any, loaded: DefinitionsFile) -> Changes:
-        """Store what a lenient load of a file kept (the first load of an empty store)."""
+    def seed(self, document: Any, loaded: DefinitionsFile) -> Changes | None:
+        """Store what a lenient load of a file kept if the store was never seeded (the
+        code location's first load), and record it seeded. None when it was: by another
+        process a moment ago (this one waited for its write lock, then saw it), or by
+        definitions written before seeding was recorded (recorded now)."""
         document = document or {}
         left_out = {r.index for r in loaded.rejected}
         exports = [e for i, e in enumerate(document.get("exports") or []) if i not in left_out]
         outputs = {n: b for n, b in (document.get("outputs") or {}).items() if n in loaded.outputs}
         with write_session(self.engine) as session:
+            if was_seeded(session):
+                return None
+            if holds_definitions(session):
+                mark_seeded(session)
+                return None
             return Applier(session).apply(jsonable(outputs), jsonable(exports), prune=False)
 
     def put_output(
