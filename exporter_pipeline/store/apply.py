@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_definitions
+from exporter_pipeline.names import dagster_name
 from exporter_pipeline.store.models import (
     STATE_ROW,
     ExportRow,
@@ -31,6 +32,7 @@ from exporter_pipeline.store.models import (
     StoreStateRow,
     utcnow,
 )
+from exporter_pipeline.store.places import export_path_key, output_place
 
 # Where the store's problems say they are (in place of a file name).
 STORE = Path("definitions store")
@@ -134,7 +136,9 @@ class Applier:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.outputs = {r.name: r for r in session.scalars(select(OutputRow))}
+        self.outputs = {
+            r.name: r for r in session.scalars(select(OutputRow).order_by(OutputRow.id))
+        }
         rows = session.scalars(select(ExportRow).order_by(ExportRow.id))
         self.exports = {r.name: r for r in rows}
         self.changes = Changes()
@@ -164,6 +168,7 @@ class Applier:
             row = self.outputs.get(name)
             if row is None:
                 row = OutputRow(name=name, tenant=tenant, type=kind, settings=settings)
+                row.dagster_name = dagster_name(name)
                 self.session.add(row)
                 self.outputs[name] = row
                 counts.created += 1
@@ -176,6 +181,7 @@ class Applier:
                 counts.updated += 1
             else:
                 counts.unchanged += 1
+            row.place = output_place(kind, settings)
         self.session.flush()
 
     def upsert_exports(self, exports: Sequence[dict[str, Any]]) -> None:
@@ -185,6 +191,7 @@ class Applier:
             row = self.exports.get(name)
             if row is None:
                 row = ExportRow(name=name, tenant=tenant, output_name=output, definition=body)
+                row.dagster_name = dagster_name(name)
                 self.session.add(row)
                 self.exports[name] = row
                 counts.created += 1
@@ -197,6 +204,7 @@ class Applier:
                 counts.updated += 1
             else:
                 counts.unchanged += 1
+            row.output_path = export_path_key(body)
         self.session.flush()
 
     def remove_exports(self, names: set[str]) -> None:

@@ -21,8 +21,9 @@ from exporter_pipeline.destinations.base import Destination
 from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_definitions
+from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
-from exporter_pipeline.store import crypto
+from exporter_pipeline.store import crypto, neighbours
 from exporter_pipeline.store.apply import OUTPUT, STORE, as_document, holds_definitions, was_seeded
 from exporter_pipeline.store.engine import engine_for
 from exporter_pipeline.store.models import ExportRow, OutputRow
@@ -50,6 +51,8 @@ _OUTPUT_COLUMNS = (
     OutputRow.secret_names,
 )
 
+# Every export's job is named `export_<its Dagster name>` (names.export_job_name).
+EXPORT_JOB_PREFIX = export_job_name("")
 # A predicate on tenant names, or the tenants themselves.
 Tenants = Callable[[str], bool] | Collection[str]
 
@@ -97,21 +100,38 @@ class DefinitionsStore(StoreWrites):
         `rejected`. Two queries, then one pass of the pydantic models."""
         return parse_definitions(self.document(tenants), STORE, now, lenient=True)
 
-    def load_named(self, wanted: Callable[[str], bool]) -> DefinitionsFile:
-        """Only the exports whose name `wanted` accepts, with the outputs they use,
-        validated as `load` validates them: what a run worker needs of 5,000 exports."""
-        document = self.document()
-        exports = [e for e in document["exports"] if wanted(str(e.get("name")))]
-        used = {str((e.get("output") or {}).get("name")) for e in exports}
-        outputs = {name: o for name, o in document["outputs"].items() if name in used}
-        return parse_definitions(as_document(outputs, exports), STORE, lenient=True)
+    def load_named(self, name: str, now: datetime | None = None) -> DefinitionsFile:
+        """Export `name` alone, judged as `load` judges it: against the entries its rules
+        involve, found by query (`neighbours.py`), never the whole store. Loaded, it is
+        in `exports` with its output; refused, in `rejected` with the messages `load`
+        gives it; neither when there is no such export."""
+        with self.engine.connect() as connection:
+            return neighbours.load_exports(connection, ExportRow.name == name, now)
+
+    def load_job(self, job: str, now: datetime | None = None) -> DefinitionsFile:
+        """The exports whose Dagster job is `job` (`export_<name>`, `-` as `_`), as
+        `load_named` judges them: at most one of them loads."""
+        if not job.startswith(EXPORT_JOB_PREFIX):
+            return DefinitionsFile(path=STORE, outputs={}, exports=[])
+        where = ExportRow.dagster_name == job.removeprefix(EXPORT_JOB_PREFIX)
+        with self.engine.connect() as connection:
+            return neighbours.load_exports(connection, where, now)
+
+    def load_around(self, output: str, path: str, now: datetime | None = None) -> DefinitionsFile:
+        """The exports writing at, inside or around `path` of output `output` (on it or
+        on any output naming the same place), as `load` judges them, with the outputs
+        they use and `output` itself: what a task's checks need (`neighbours.py`)."""
+        with self.engine.connect() as connection:
+            return neighbours.load_around(connection, output, path, now)
 
     def document(self, tenants: Tenants | None = None) -> dict[str, Any]:
         """The store as the parsed YAML of a definitions file."""
         keep = tenant_filter(tenants)
         with self.engine.connect() as connection:
             output_rows = connection.execute(
-                select(OutputRow.name, OutputRow.tenant, OutputRow.type, OutputRow.settings)
+                select(
+                    OutputRow.name, OutputRow.tenant, OutputRow.type, OutputRow.settings
+                ).order_by(OutputRow.id)
             ).all()
             export_rows = connection.execute(
                 select(ExportRow.tenant, ExportRow.definition).order_by(ExportRow.id)

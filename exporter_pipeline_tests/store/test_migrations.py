@@ -2,7 +2,7 @@
 on a throwaway PostgreSQL cluster (the `postgres` fixture): the migrated schema is the
 models' schema, an upgrade is safe to repeat, and the store works there end to end. A
 store holding definitions at the previous revision upgrades with its data: recorded as
-seeded, its entries loaded as before."""
+seeded, its lookup columns filled, its entries loaded as before."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect
 from exporter_pipeline.store.crypto import new_key
 from exporter_pipeline.store.dump import dump
 from exporter_pipeline.store.migrate import alembic_config, head, upgrade
-from exporter_pipeline.store.models import Base
+from exporter_pipeline.store.models import Base, OutputRow
 from exporter_pipeline.store.store import DefinitionsStore
 from exporter_pipeline_tests.servers import Postgres
 from exporter_pipeline_tests.store.conftest import two_tenants, write
@@ -103,6 +103,12 @@ def check_upgrade_with_data(url: str, tmp_path: Path) -> None:
     store = DefinitionsStore.open(url)
     assert store.was_seeded()
     assert [e.name for e in store.load().exports] == ["acme_raw", "acme_local", "globex_local"]
+    # The lookup columns of the rows already there are filled: each export alone loads.
+    with store.engine.connect() as connection:
+        places = dict(connection.execute(sa.select(OutputRow.name, OutputRow.place)).all())
+    assert places == {"local": f"local{tmp_path / 'out'}", "acme_s3": "s3/acme-exports"}
+    for name in ("acme_raw", "acme_local", "globex_local"):
+        assert [e.name for e in store.load_job(f"export_{name}").exports] == [name]
 
 
 def check_upgrade_of_an_empty_store(url: str) -> None:
