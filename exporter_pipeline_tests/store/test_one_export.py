@@ -20,8 +20,10 @@ import pytest
 
 from exporter_pipeline.definitions import build_export_job_alone, build_location
 from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.exports.ownership import output_root, segments
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.store import neighbours
+from exporter_pipeline.store.places import holds
 from exporter_pipeline.store.store import DefinitionsStore
 from exporter_pipeline_tests.servers import Postgres
 from exporter_pipeline_tests.store.conftest import export, store_unchecked
@@ -119,6 +121,35 @@ def test_an_export_at_another_tenants_place_on_postgresql(
     store = DefinitionsStore.open(postgres.create_database(f"store_{uuid.uuid4().hex[:12]}"))
     store_places(store, tmp_path)
     check_places(store)
+
+
+@pytest.mark.usefixtures("places")
+def test_the_exports_around_a_place_are_those_the_whole_load_keeps_there(
+    store: DefinitionsStore,
+) -> None:
+    """What a task's checks read (`load_around`): the exports the whole load keeps whose
+    location holds the task's or is held by it, through any output of the same place."""
+    whole = store.load()
+
+    def where(output: str, path: str) -> tuple[str, ...]:
+        return (*output_root(whole.outputs[output]), *segments(path))
+
+    asked = [
+        *[("twin", "x"), ("relative", "x/y/z"), ("above", ""), ("bucket", "acme")],
+        *[("bucket_pre", "raw"), ("bucket", "a_b%c"), ("other_bucket", ""), ("bucket", "b")],
+    ]
+    for output, path in asked:
+        around = store.load_around(output, path)
+        mine = where(output, path)
+        expected = [
+            e.name
+            for e in whole.exports
+            if holds(mine, where(e.output.name, e.output.path))
+            or holds(where(e.output.name, e.output.path), mine)
+        ]
+        assert [e.name for e in around.exports] == expected, (output, path)
+        assert output in around.outputs  # the task's own, for its checks
+    assert [e.name for e in store.load_around("twin", "x").exports] == ["acme_x", "acme_too"]
 
 
 def test_an_export_whose_job_an_earlier_export_has_is_refused_alone(
