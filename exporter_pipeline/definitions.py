@@ -14,8 +14,8 @@ from exporter_pipeline.defs.on_demand_location import on_demand_location
 from exporter_pipeline.defs.partitions import hourly_partitions_def
 from exporter_pipeline.defs.privacy import build_privacy_jobs
 from exporter_pipeline.defs.resources import LakeResource, OutputsResource
+from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile
-from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.shards import Shard, holds, holds_lake
 from exporter_pipeline.store.location import load_definitions
@@ -50,11 +50,15 @@ def export_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 def build_export_job_alone(name: str, settings: Settings) -> dg.JobDefinition | None:
-    """Job `name` built from its export's definition alone (what a run worker needs), or
-    None when `name` is no export's job of this location or the export does not build."""
+    """Job `name` built from its export's definition alone (what a run worker needs),
+    the export judged by every rule the whole location's load applies to it (against
+    the entries those rules involve, read by query). None when `name` is no export's job
+    of this location or the export does not build; a DefinitionError with the load's own
+    messages when the load refuses the export (a run queued before a reload that
+    refused it fails, saying why)."""
     shard = Shard.parse(settings.shard)
     store = DefinitionsStore.from_settings(settings)
-    definitions = store.load_named(lambda export: export_job_name(export) == name)
+    definitions = store.load_job(name)
     for export in definitions.exports:
         if not holds(shard, export.tenant):
             return None
@@ -64,6 +68,8 @@ def build_export_job_alone(name: str, settings: Settings) -> dg.JobDefinition | 
         # The whole location then leaves this export out and says why, as at load.
         except Exception:
             return None
+    if definitions.rejected:
+        raise DefinitionError("\n".join(p for r in definitions.rejected for p in r.problems))
     return None
 
 

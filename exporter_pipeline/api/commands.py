@@ -92,9 +92,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from exporter_pipeline.store.store import DefinitionsStore
 
     settings = Settings.from_env()
-    loaded = DefinitionsStore.from_settings(settings).load_named(lambda n: n == args.export)
+    loaded = DefinitionsStore.from_settings(settings).load_named(args.export)
     if not loaded.exports:
-        print(f"no export {args.export!r} in the definitions store", file=sys.stderr)
+        # Refused by the rules (as the code location refuses it), or missing.
+        problems = [p for rejected in loaded.rejected for p in rejected.problems]
+        print(
+            "\n".join(problems) or f"no export {args.export!r} in the definitions store",
+            file=sys.stderr,
+        )
         return 1
     export = loaded.exports[0]
     try:

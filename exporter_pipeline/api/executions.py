@@ -63,7 +63,7 @@ class ExecutionOut(BaseModel):
 
 def export_of(services: Services, tenant: str, name: str) -> ExportDefinition:
     """The caller's export `name`, or 404 (missing, another tenant's, or not valid now)."""
-    loaded = services.store.load_named(lambda found: found == name)
+    loaded = services.store.load_named(name)
     export = next((e for e in loaded.exports if e.name == name), None)
     if export is None or export.tenant != tenant:
         raise not_found("export", name)

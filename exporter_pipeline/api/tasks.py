@@ -129,11 +129,14 @@ def checked_request(
 
 def _export_location_problems(services: Services, request: dict[str, Any]) -> list[ApiError]:
     """The task's path where a definition export writes (its publish would remove that
-    export's files), as the on-demand job refuses it."""
-    definitions = services.store.load()
+    export's files), as the on-demand job refuses it. Only the exports at, inside or
+    around that path (on its output or any output naming the same place) are read, as
+    the store's load keeps them: the request costs the same however many exports the
+    store holds."""
     export = definition_of_request(request)[0]
+    around = services.store.load_around(export.output.name, export.output.path)
     try:
-        refuse_export_location(export, definitions.outputs, definitions.exports)
+        refuse_export_location(export, around.outputs, around.exports)
     except TaskRequestError as error:
         return [ApiError(422, "invalid_field", m, pointer=w) for w, m in error.problems]
     return []

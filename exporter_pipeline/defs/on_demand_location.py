@@ -4,8 +4,9 @@ A code server, the webserver and the daemon list every job, asset and sensor: th
 the whole location, built once. A run worker asks for one job by name, before its first
 step: an export's job is then built alone from its own definition (the same function
 and resources, so the same job and snapshot as in the whole location), which costs the
-same whatever the number of other exports. Anything else a process asks for builds the
-whole location, once, and answers from it.
+same whatever the number of other exports; an export the whole location's load refuses
+raises that load's messages there, so its run fails saying why. Anything else a process
+asks for builds the whole location, once, and answers from it.
 
 The whole location is built with Python's cyclic collector paused, and what was built is
 then moved out of its sight (`gc.freeze`): it lives as long as the process. At 5,000

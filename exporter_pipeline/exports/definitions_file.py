@@ -10,7 +10,7 @@ into the document, like seed 003's `source.pointer`:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -179,8 +179,8 @@ class _Exports:
         self.seen: dict[str, int] = {}
         self.jobs: dict[str, tuple[str, int]] = {}
 
-    def read(self, raw_exports: list[Any], now: datetime | None) -> None:
-        for index, body in enumerate(raw_exports):
+    def read(self, raw_exports: list[Any], now: datetime | None, positions: Sequence[int]) -> None:
+        for index, body in zip(positions, raw_exports, strict=True):
             label = f"export #{index}"
             if isinstance(body, dict) and isinstance(body.get("name"), str):
                 label = f"export {shown(body['name'])}"
@@ -254,10 +254,10 @@ class _Exports:
                 "tenants may not share an output location"
             )
 
-    def rejected(self, raw_exports: list[Any]) -> list[RejectedExport]:
+    def rejected(self, raw_exports: list[Any], positions: Sequence[int]) -> list[RejectedExport]:
         """Lenient: an export loads when it has no problem and its output loaded."""
         rejected = []
-        for index, body in enumerate(raw_exports):
+        for index, body in zip(positions, raw_exports, strict=True):
             export = self.valid.get(index)
             mine = list(self.found.get(index, []))
             if export is not None and export.output.name not in self.outputs and not mine:
@@ -277,13 +277,21 @@ def _location(export: ExportDefinition) -> str:
 
 
 def parse_definitions(
-    document: Any, path: Path, now: datetime | None = None, *, lenient: bool = False
+    document: Any,
+    path: Path,
+    now: datetime | None = None,
+    *,
+    lenient: bool = False,
+    positions: Sequence[int] | None = None,
 ) -> DefinitionsFile:
     """Validate a parsed document; raise one DefinitionError listing every problem.
 
     `lenient` (the code location's load) raises only when the file as a whole is unusable;
     an output or export with a problem is left out and listed in `rejected`, so one bad
-    entry does not take every tenant's jobs down with it.
+    entry does not take every tenant's jobs down with it. `positions`, when the document
+    holds only some exports of a larger one (the store's load of one export with the
+    entries its rules involve), are their positions there, in the same order: messages
+    and `rejected` then point where the larger document's own validation points.
     """
     where = str(path)
     top, problems = DefinitionsDocument.read(document, where)
@@ -291,15 +299,16 @@ def parse_definitions(
         raise DefinitionError("\n".join(problems))
     outputs, output_problems = read_outputs(where, top.outputs)
     problems += output_problems
+    at = list(range(len(top.exports)) if positions is None else positions)
     exports = _Exports(where, top.outputs, outputs)
-    exports.read(top.exports, now)
+    exports.read(top.exports, now, at)
     if not lenient:
-        for index in range(len(top.exports)):
+        for index in at:
             problems += exports.found[index]
         if problems:
             raise DefinitionError("\n".join(problems))
         return _assembled(path=path, outputs=outputs, exports=list(exports.valid.values()))
-    rejected = exports.rejected(top.exports)
+    rejected = exports.rejected(top.exports, at)
     left_out = {r.index for r in rejected}
     return _assembled(
         path=path,

@@ -5,7 +5,8 @@ Then the store as it would be afterwards is validated as a whole, as the code lo
 will load it: what the change would break there (an export of another file whose output
 now belongs to another tenant, two tenants' exports in one place, two names that become
 one Dagster name) refuses the whole change. Problems the store already had before, in
-entries the change does not touch, do not block it.
+entries the change does not touch, do not block it. Any change records the store as
+seeded (`store_state`): the exports file is never applied over it again.
 """
 
 from __future__ import annotations
@@ -16,12 +17,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import TypeAdapter
+from sqlalchemy import Connection, exists, select, update
 from sqlalchemy.orm import Session
 
+from exporter_pipeline.destinations.outputs import Output
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_definitions
-from exporter_pipeline.store.models import ExportRow, OutputRow
+from exporter_pipeline.names import dagster_name
+from exporter_pipeline.store.models import (
+    STATE_ROW,
+    ExportRow,
+    OutputRow,
+    StoreStateRow,
+    utcnow,
+)
+from exporter_pipeline.store.places import export_path_key, output_place
+
+# Where the store's problems say they are (in place of a file name).
+STORE = Path("definitions store")
+# An output's YAML keys read as the output models read them.
+OUTPUT: TypeAdapter[Output] = TypeAdapter(Output)
 
 
 @dataclass
@@ -68,6 +84,27 @@ def as_document(outputs: Mapping[str, Any], exports: Sequence[Any]) -> dict[str,
     return {"outputs": dict(outputs), "exports": list(exports)}
 
 
+def holds_definitions(connection: Connection | Session) -> bool:
+    """Whether the store holds any output or export."""
+    query = select(exists(select(OutputRow.id)) | exists(select(ExportRow.id)))
+    return bool(connection.execute(query).scalar())
+
+
+def was_seeded(connection: Connection | Session) -> bool:
+    """Whether definitions ever reached the store (seeded, applied or written)."""
+    query = select(StoreStateRow.seeded_at).where(StoreStateRow.id == STATE_ROW)
+    return connection.execute(query).scalar() is not None
+
+
+def mark_seeded(session: Session) -> None:
+    """Record that definitions reached the store (its first time only)."""
+    session.execute(
+        update(StoreStateRow)
+        .where(StoreStateRow.id == STATE_ROW, StoreStateRow.seeded_at.is_(None))
+        .values(seeded_at=utcnow())
+    )
+
+
 def _validated(document: dict[str, Any], where: Path, now: datetime | None) -> DefinitionsFile:
     return parse_definitions(document, where, now, lenient=True)
 
@@ -99,7 +136,9 @@ class Applier:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.outputs = {r.name: r for r in session.scalars(select(OutputRow))}
+        self.outputs = {
+            r.name: r for r in session.scalars(select(OutputRow).order_by(OutputRow.id))
+        }
         rows = session.scalars(select(ExportRow).order_by(ExportRow.id))
         self.exports = {r.name: r for r in rows}
         self.changes = Changes()
@@ -129,6 +168,7 @@ class Applier:
             row = self.outputs.get(name)
             if row is None:
                 row = OutputRow(name=name, tenant=tenant, type=kind, settings=settings)
+                row.dagster_name = dagster_name(name)
                 self.session.add(row)
                 self.outputs[name] = row
                 counts.created += 1
@@ -141,6 +181,7 @@ class Applier:
                 counts.updated += 1
             else:
                 counts.unchanged += 1
+            row.place = output_place(kind, settings)
         self.session.flush()
 
     def upsert_exports(self, exports: Sequence[dict[str, Any]]) -> None:
@@ -150,6 +191,7 @@ class Applier:
             row = self.exports.get(name)
             if row is None:
                 row = ExportRow(name=name, tenant=tenant, output_name=output, definition=body)
+                row.dagster_name = dagster_name(name)
                 self.session.add(row)
                 self.exports[name] = row
                 counts.created += 1
@@ -162,6 +204,7 @@ class Applier:
                 counts.updated += 1
             else:
                 counts.unchanged += 1
+            row.output_path = export_path_key(body)
         self.session.flush()
 
     def remove_exports(self, names: set[str]) -> None:
@@ -196,4 +239,5 @@ class Applier:
             names = {e["name"] for e in exports}
             self.remove_exports(set(self.exports) - names)
             self.remove_outputs(set(self.outputs) - set(outputs))
+        mark_seeded(self.session)
         return self.changes

@@ -1,4 +1,8 @@
-"""One SQLAlchemy engine per store URL and process, migrated once when first opened."""
+"""One SQLAlchemy engine per store URL and process, migrated once when first opened.
+
+On SQLite, SQLAlchemy emits each BEGIN itself (the sqlite3 module's own would come only
+at a transaction's first write): a write transaction then begins IMMEDIATE, holding the
+write lock before it reads (`locking.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from exporter_pipeline.errors import DefinitionError
+from exporter_pipeline.store.locking import sqlite_begin
 from exporter_pipeline.store.migrate import upgrade
 
 
@@ -29,6 +34,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+        # No BEGIN of the sqlite3 module's: `sqlite_begin` emits every one.
+        connection.isolation_level = None
 
 
 @functools.lru_cache(maxsize=8)
@@ -49,5 +56,6 @@ def engine_for(url: str) -> Engine:
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", sqlite_begin)
     upgrade(engine)
     return engine

@@ -7,7 +7,10 @@ names in clear beside it. `exports` holds each export definition as JSON, exactl
 YAML keys, with its tenant and output name beside it for queries, and the signing secret
 of its webhook when the store holds it (`secret_stored: true`), Fernet-encrypted, never
 in the definition. An export's output
-must exist (a foreign key), so an output in use cannot be removed. The schema changes
+must exist (a foreign key), so an output in use cannot be removed. Beside each row, for
+the lookups of the rules across entries (`neighbours.py`): the Dagster name (`a-b` is
+`a_b`), an output's place and an export's output path (`places.py`). `store_state` is
+one row: whether the store was ever seeded (given definitions). The schema changes
 only by a migration (`migrations/versions/`); a test checks the two agree.
 """
 
@@ -16,11 +19,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, LargeBinary, MetaData, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Names are at most 63 characters (names.py); a little room for the type's name.
 NAME = String(63)
+# Lookups by prefix (`LIKE 'a/b/%'`) use these indexes on PostgreSQL whatever the
+# database's collation; SQLite compares text bytewise and is asked for a range instead.
+PREFIX_OPS = "text_pattern_ops"
 # JSON text (not PostgreSQL's JSONB): it keeps the keys in the order they were written,
 # so `definitions dump` gives them back as the operator wrote them.
 JSON_DOCUMENT = JSON()
@@ -44,6 +60,7 @@ class Base(DeclarativeBase):
 
 class OutputRow(Base):
     __tablename__ = "outputs"
+    __table_args__ = (Index("ix_outputs_place", "place", postgresql_ops={"place": PREFIX_OPS}),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(NAME, unique=True)
@@ -54,6 +71,9 @@ class OutputRow(Base):
     # Which credentials `secrets` holds (`secret_access_key`): names only, so a dump can
     # say they are set without the key.
     secret_names: Mapped[list[str] | None] = mapped_column(JSON_DOCUMENT)
+    # Where it writes (`places.output_place`; None: judged by every lookup).
+    place: Mapped[str | None] = mapped_column(Text)
+    dagster_name: Mapped[str] = mapped_column(NAME, index=True, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -67,6 +87,14 @@ class OutputRow(Base):
 
 class ExportRow(Base):
     __tablename__ = "exports"
+    __table_args__ = (
+        Index(
+            "ix_exports_output_name_path",
+            "output_name",
+            "output_path",
+            postgresql_ops={"output_path": PREFIX_OPS},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(NAME, unique=True)
@@ -77,6 +105,9 @@ class ExportRow(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON_DOCUMENT)
     # The webhook's `whsec_` secret as one Fernet token (`crypto.encrypt_webhook_secret`).
     webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    dagster_name: Mapped[str] = mapped_column(NAME, index=True, server_default="")
+    # Its output's path as its segments (`places.path_key`).
+    output_path: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -107,3 +138,19 @@ class StoreSecretRow(Base):
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# The id of `store_state`'s one row.
+STATE_ROW = 1
+
+
+class StoreStateRow(Base):
+    """The store's own state, one row (`STATE_ROW`), made by its migration. `seeded_at`:
+    when definitions first reached the store (seeded from EXPORTER_EXPORTS_FILE, applied,
+    or written through the API); until then a load seeds it from that file, afterwards
+    never again, even once it is emptied (`definitions apply --prune`)."""
+
+    __tablename__ = "store_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

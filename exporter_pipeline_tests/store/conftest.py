@@ -1,5 +1,5 @@
 """The definitions store's fixtures: a store on the test's own SQLite file, a Fernet key,
-and a small definitions file of two tenants."""
+a small definitions file of two tenants, and entries stored without the rules' check."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter_pipeline.store.apply import Applier
 from exporter_pipeline.store.crypto import new_key
-from exporter_pipeline.store.store import DefinitionsStore
+from exporter_pipeline.store.locking import write_session
+from exporter_pipeline.store.store import DefinitionsStore, jsonable
 
 
 def export(name: str, tenant: str, output: str, path: str, **keys: Any) -> dict[str, Any]:
@@ -46,6 +48,15 @@ def two_tenants(out: Path) -> dict[str, Any]:
             export("globex_local", "globex", "local", "globex", compression="gzip"),
         ],
     }
+
+
+def store_unchecked(
+    store: DefinitionsStore, outputs: dict[str, Any], exports: list[dict[str, Any]]
+) -> None:
+    """The entries written as they are, in this order, without the rules' check: what
+    two writers at once could store before the write lock, or an older release."""
+    with write_session(store.engine) as session:
+        Applier(session).apply(jsonable(outputs), jsonable(exports), prune=False)
 
 
 def write(path: Path, document: dict[str, Any]) -> Path:

@@ -1,13 +1,18 @@
-"""The code location reads the store: the first load of an empty store applies
-EXPORTER_EXPORTS_FILE; later loads read the store, not the file; the outputs resource holds
-no output in its config and reads the one a run asks for. No server."""
+"""The code location reads the store: the first load of a never-seeded store applies
+EXPORTER_EXPORTS_FILE (once: not again when emptied by --prune, nor by a second process
+loading at the same moment; a database error while seeding is raised); later loads read
+the store, not the file; the outputs resource holds no output in its config and reads the
+one a run asks for. No server."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs.resources import OutputsResource
@@ -43,6 +48,67 @@ def test_the_first_load_of_an_empty_store_applies_the_exports_file(
     assert load_definitions(settings_for(path), tenants={"globex"}).exports[0].name == (
         "globex_local"
     )
+
+
+def test_a_store_emptied_by_prune_is_not_seeded_again(
+    definitions_store: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "exports.yaml", two_tenants(tmp_path / "out"))
+    assert len(load_definitions(settings_for(path)).exports) == 3
+    store = DefinitionsStore.open(definitions_store)
+    store.apply_file(write(tmp_path / "nothing.yaml", {}), prune=True)
+    assert store.is_empty()
+    assert load_definitions(settings_for(path)).exports == []
+    assert store.is_empty() and store.was_seeded()
+
+
+def test_an_applied_store_is_never_seeded(definitions_store: str, tmp_path: Path) -> None:
+    """`definitions apply --prune` of an empty file before the location's first load: the
+    operator chose an empty store."""
+    store = DefinitionsStore.open(definitions_store)
+    store.apply_file(write(tmp_path / "nothing.yaml", {}), prune=True)
+    path = write(tmp_path / "exports.yaml", two_tenants(tmp_path / "out"))
+    assert load_definitions(settings_for(path)).exports == [] and store.is_empty()
+
+
+def test_a_database_error_while_seeding_is_raised(definitions_store: str, tmp_path: Path) -> None:
+    """Only a store seeded meanwhile is taken as another process's seeding; a real error
+    of the database (here a trigger refusing every output) is raised, nothing stored."""
+    store = DefinitionsStore.open(definitions_store)
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER no_room BEFORE INSERT ON outputs "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        )
+    path = write(tmp_path / "exports.yaml", two_tenants(tmp_path / "out"))
+    with pytest.raises(IntegrityError, match="database or disk is full"):
+        load_definitions(settings_for(path))
+    assert store.is_empty()
+
+
+def test_two_first_loads_at_once_seed_the_store_once(
+    definitions_store: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "exports.yaml", two_tenants(tmp_path / "out"))
+    loaded: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            loaded.append([e.name for e in load_definitions(settings_for(path)).exports])
+        except BaseException as error:  # judged below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert loaded == [["acme_raw", "acme_local", "globex_local"]] * 2
+    assert len(DefinitionsStore.open(definitions_store).document()["exports"]) == 3
 
 
 def test_a_missing_exports_file_loads_an_empty_store(tmp_path: Path) -> None:
