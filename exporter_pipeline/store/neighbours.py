@@ -56,6 +56,9 @@ _OUTPUT_COLUMNS = (
 )
 # Conditions (or names) per query: well within every database's limit of parameters.
 CHUNK = 200
+# More targets than this (a task at the root of a busy bucket): the whole store is read
+# once instead of each target's neighbours (two queries a target, at a stranger's will).
+WHOLE_STORE_ABOVE = 100
 
 
 def _body(output: Row[Any]) -> dict[str, Any]:
@@ -173,7 +176,12 @@ def _gathered(
     connection: Connection, targets: Sequence[Row[Any]], also: Collection[str]
 ) -> tuple[list[Row[Any]], list[Row[Any]]]:
     """(the targets and the exports their rules involve, the outputs all of those and
-    `also` use with the outputs of the same Dagster names), each in store order."""
+    `also` use with the outputs of the same Dagster names), each in store order; above
+    `WHOLE_STORE_ABOVE` targets, every export and output."""
+    if len(targets) > WHOLE_STORE_ABOVE:
+        every_export = select(*_EXPORT_COLUMNS).order_by(ExportRow.id)
+        every_output = select(*_OUTPUT_COLUMNS).order_by(OutputRow.id)
+        return [*connection.execute(every_export)], [*connection.execute(every_output)]
     rows = {row.id: row for row in targets}
     outputs = _outputs_named(connection, {t.output_name for t in targets} | set(also))
     for row in _same_job_before(connection, targets):
@@ -206,7 +214,8 @@ def judged(
     positions = list(range(len(exports)))
     loaded = parse_definitions(document, STORE, now, lenient=True, positions=positions)
     mine = {at for at, row in zip(positions, exports, strict=True) if row.name in names}
-    if any(rejected.index in mine for rejected in loaded.rejected):
+    whole = len(targets) > WHOLE_STORE_ABOVE  # its positions are the store's already
+    if not whole and any(rejected.index in mine for rejected in loaded.rejected):
         # Its messages point into the whole store: validated again at its positions there.
         positions = _positions(connection, [row.id for row in exports])
         loaded = parse_definitions(document, STORE, now, lenient=True, positions=positions)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from exporter_pipeline.definitions import build_export_job_alone, build_location
 from exporter_pipeline.errors import DefinitionError
@@ -226,3 +227,31 @@ def test_only_the_exports_neighbours_are_read_and_validated(
     # globex_x with acme_x (refused: again at their positions in the store, for the
     # load's words), then t250_e1 alone.
     assert validated == [2, 2, 1]
+
+
+def test_a_task_at_a_shared_buckets_root_reads_no_more_than_the_whole_load(
+    store: DefinitionsStore,
+) -> None:
+    """A tenant's own output naming the bucket of the operator's shared output, asked for
+    its root: every export of every tenant there is around it. They are judged against
+    the whole store, read once, not each against its own neighbours (two queries per
+    export: seconds per request at a few thousand exports, at a stranger's will)."""
+    outputs = {
+        "shared": s3("shared"),
+        "mine": {**s3("shared"), "tenant": "evil"},
+    }
+    exports = [export(f"t{t}_x", f"t{t}", "shared", f"t{t}") for t in range(300)]
+    store_unchecked(store, outputs, exports)
+    statements: list[str] = []
+
+    def counted(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(store.engine, "before_cursor_execute", counted)
+    try:
+        around = store.load_around("mine", "")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", counted)
+    whole = store.load()
+    assert [e.name for e in around.exports] == [e.name for e in whole.exports]
+    assert len(statements) < 20
