@@ -6,6 +6,7 @@ write lock before it reads (`locking.py`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from exporter_pipeline.errors import DefinitionError
 from exporter_pipeline.store.locking import sqlite_begin
-from exporter_pipeline.store.migrate import upgrade
+from exporter_pipeline.store.migrate import sqlite_file_lock, upgrade
 
 
 def shown_url(url: str) -> str:
@@ -29,13 +30,23 @@ def shown_url(url: str) -> str:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     if isinstance(connection, sqlite3.Connection):
-        cursor = connection.cursor()
-        # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
+        # Foreign keys are off by default in SQLite (WAL is the file's: `_sqlite_wal`).
+        connection.execute("PRAGMA foreign_keys=ON")
         # No BEGIN of the sqlite3 module's: `sqlite_begin` emits every one.
         connection.isolation_level = None
+
+
+def _sqlite_wal(database: str) -> None:
+    """Put a SQLite file in WAL mode (readers then run beside a writer), once, under the
+    migrations' lock file. WAL is the file's own and every later connection keeps it;
+    asked for by each connection, the switch failed at once ("database is locked") when
+    another process or thread was writing the new file."""
+    with (
+        sqlite_file_lock(database),
+        contextlib.closing(sqlite3.connect(database, timeout=30)) as connection,
+    ):
+        if connection.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 @functools.lru_cache(maxsize=8)
@@ -51,6 +62,7 @@ def engine_for(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_wal(parsed.database)
         # Several processes write the file: wait for a lock rather than fail at once.
         options = {"connect_args": {"timeout": 30}}
     engine = create_engine(parsed, **options)

@@ -39,8 +39,8 @@ def current(connection: Connection) -> str | None:
 
 
 @contextlib.contextmanager
-def _sqlite_lock(engine: Engine) -> Iterator[None]:
-    database = engine.url.database
+def sqlite_file_lock(database: str | None) -> Iterator[None]:
+    """The lock file beside a SQLite file, held exclusively (none for `:memory:`)."""
     if not database or database == ":memory:":
         yield
         return
@@ -58,7 +58,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.connect() as connection:
         if current(connection) == target:
             return
-    lock = _sqlite_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    sqlite = engine.dialect.name == "sqlite"
+    lock = sqlite_file_lock(engine.url.database) if sqlite else contextlib.nullcontext()
     with lock, engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # Held to the transaction's end; a second upgrader then finds the schema done.
