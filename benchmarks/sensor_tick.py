@@ -1,6 +1,7 @@
 """A delivery sensor tick with many outputs, each holding a long history of manifests.
 
-    .venv/bin/python benchmarks/sensor_tick.py [--outputs 1000] [--days 30] [--s3]
+    .venv/bin/python benchmarks/sensor_tick.py [--outputs 1000] [--days 30] [--s3] \
+        [--listings-per-tick 200] [--threads 8]
 
 One export per output (its own tenant), hourly windows, webhook delivery; every output
 holds `--days` days of manifests (720 per output for 30 days). On a SQLite Dagster
@@ -11,6 +12,10 @@ daemon does (`build_sensor_context` with the resources, `evaluate_tick`) for:
 - burst: every export finished a new window (a manifest, its observation, its run's end);
 - re-runs: every export rewrote a window of ten days ago (same key, new time).
 
+A burst larger than a tick's budget (`--listings-per-tick`, the sensor's
+EXPORTER_DELIVERY_LISTINGS_PER_TICK) is delivered over several ticks: each is printed,
+then the drain (ticks, requests, seconds of ticks) and the tick after it.
+
 Against it, "listing (before)" is the work of the per-output sensors this one replaced,
 summed over the outputs: open each output, list its `_manifests/` folders (the lower
 bound of their tick: no gRPC call, no Dagster overhead counted). `--s3` runs the same on
@@ -20,6 +25,7 @@ a moto S3 server (one bucket, one prefix and one client per output) with daily w
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -36,9 +42,11 @@ import yaml
 
 from exporter_pipeline.defs.delivery_sensor import build_delivery_sensor
 from exporter_pipeline.defs.resources import OutputsResource
+from exporter_pipeline.delivery.cursor import DeliveryCursor
 from exporter_pipeline.destinations.outputs import LocalOutput
 from exporter_pipeline.exports.naming import manifest_key, manifests_prefix
 from exporter_pipeline.exports.spec import DefinitionsFile, load_definitions_file
+from exporter_pipeline.settings import Settings
 from exporter_pipeline.store.store import DefinitionsStore
 from exporter_pipeline_tests.servers import free_port, moto_command, server_process
 
@@ -118,6 +126,30 @@ def tick(
     return time.perf_counter() - began, len(result.run_requests or []), result.cursor
 
 
+def drain(
+    name: str,
+    sensor: dg.SensorDefinition,
+    instance: dg.DagsterInstance,
+    resources: Any,
+    cursor: str | None,
+) -> tuple[list[str], str | None]:
+    """Ticks until the sensor's backlog is empty, then one more: the lines and the cursor."""
+    lines, requests, slowest, began = [], 0, 0.0, time.perf_counter()
+    for ticks in range(1, 10_000):
+        seconds, asked, cursor = tick(sensor, instance, resources, cursor)
+        requests, slowest = requests + asked, max(slowest, seconds)
+        lines.append(f"{name} tick {ticks}: {seconds:.2f} s, {asked} run requests")
+        if not DeliveryCursor.parse(cursor).backlog:
+            break
+    lines.append(
+        f"{name} drained: {ticks} ticks, {requests} run requests, "
+        f"{time.perf_counter() - began:.1f} s of ticks, slowest tick {slowest:.2f} s"
+    )
+    seconds, asked, cursor = tick(sensor, instance, resources, cursor)
+    lines.append(f"  the tick after: {seconds:.3f} s, {asked} run requests")
+    return lines, cursor
+
+
 def write_window(
     definitions: DefinitionsFile,
     resources: OutputsResource,
@@ -143,7 +175,9 @@ def write_window(
         instance.report_run_failed(run)
 
 
-def measure(work: Path, outputs: int, days: int, s3: dict[str, Any] | None) -> list[str]:
+def measure(
+    work: Path, outputs: int, days: int, s3: dict[str, Any] | None, settings: Settings
+) -> list[str]:
     path = write_definitions(work, outputs, days, s3)
     definitions = load_definitions_file(path)
     # The outputs live in a definitions store of the benchmark's own, as in a deployment.
@@ -155,7 +189,7 @@ def measure(work: Path, outputs: int, days: int, s3: dict[str, Any] | None) -> l
     lines = [f"history: {written:,} manifests in {time.perf_counter() - began:.1f} s"]
     seconds, listed = legacy_listing(definitions, resources)
     lines.append(f"listing (before), {outputs} outputs: {seconds:.2f} s, {listed:,} objects")
-    sensor = build_delivery_sensor(definitions)
+    sensor = build_delivery_sensor(definitions, settings)
     (work / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(work / "dagster_home")) as instance:
         context_resources = {"outputs": resources}
@@ -169,10 +203,8 @@ def measure(work: Path, outputs: int, days: int, s3: dict[str, Any] | None) -> l
         cases = {"burst": (TODAY, TODAY + step), "re-runs": old}
         for name, window in cases.items():
             write_window(definitions, resources, instance, window)
-            seconds, requests, cursor = tick(sensor, instance, context_resources, cursor)
-            lines.append(f"{name} tick: {seconds:.2f} s, {requests} run requests")
-            seconds, requests, cursor = tick(sensor, instance, context_resources, cursor)
-            lines.append(f"  the tick after: {seconds:.3f} s, {requests} run requests")
+            drained, cursor = drain(name, sensor, instance, context_resources, cursor)
+            lines += drained
     return lines
 
 
@@ -188,8 +220,6 @@ def moto(work: Path) -> Iterator[dict[str, Any]]:
             "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k",
             aws_secret_access_key="s",
         ).create_bucket(Bucket="bench")  # fmt: skip
-        import os
-
         os.environ |= {"BENCH_S3_URL": url, "BENCH_S3_KEY": "k", "BENCH_S3_SECRET": "s"}
         yield {
             "type": "s3",
@@ -207,19 +237,30 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--s3", action="store_true", help="outputs on a moto S3 server")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--listings-per-tick", type=int, default=None, help="default: setting")
+    parser.add_argument("--threads", type=int, default=None, help="default: setting")
     args = parser.parse_args()
+    chosen = {
+        "EXPORTER_DELIVERY_LISTINGS_PER_TICK": args.listings_per_tick,
+        "EXPORTER_DELIVERY_SENSOR_THREADS": args.threads,
+    }
+    settings = Settings.from_env(
+        {**os.environ, **{k: str(v) for k, v in chosen.items() if v is not None}}
+    )
     work = Path(args.work or tempfile.mkdtemp(prefix="sensor-tick-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         if args.s3:
             with moto(work) as s3:
-                lines = measure(work, args.outputs, args.days, s3)
+                lines = measure(work, args.outputs, args.days, s3, settings)
         else:
-            lines = measure(work, args.outputs, args.days, None)
+            lines = measure(work, args.outputs, args.days, None, settings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     kind = "S3 (moto), daily" if args.s3 else "local folders, hourly"
     print(f"{args.outputs} outputs x {args.days} days of manifests on {kind}")
+    budget, threads = settings.delivery_listings_per_tick, settings.delivery_sensor_threads
+    print(f"  a tick: at most {budget} listings, {threads} outputs at a time")
     print("\n".join(f"  {line}" for line in lines))
 
 

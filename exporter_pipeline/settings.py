@@ -40,6 +40,11 @@ DEFAULTS = {
     # Longest run of an export job and of a delivery run (Dagster's dagster/max_runtime).
     "EXPORTER_EXPORT_MAX_RUNTIME_S": "21600",
     "EXPORTER_DELIVERY_MAX_RUNTIME_S": "1800",
+    # The delivery sensor: bucket listings one tick makes at most (one per output and day
+    # of hinted windows; the rest waits in its cursor for the next ticks, oldest news
+    # first), and how many outputs it opens and lists at once.
+    "EXPORTER_DELIVERY_LISTINGS_PER_TICK": "200",
+    "EXPORTER_DELIVERY_SENSOR_THREADS": "8",
     # Days kept by the retention job: raw lake hours, aggregates, managed export files.
     "EXPORTER_RETENTION_RAW_DAYS": "90",
     "EXPORTER_RETENTION_AGGREGATE_DAYS": "730",
@@ -96,6 +101,8 @@ class Settings:
     query_temp_mb: int = 10240
     export_max_runtime_s: int = 21600
     delivery_max_runtime_s: int = 1800
+    delivery_listings_per_tick: int = 200
+    delivery_sensor_threads: int = 8
     retention_raw_days: float = 90.0
     retention_aggregate_days: float = 730.0
     retention_export_days: float = 7.0
@@ -149,6 +156,8 @@ class Settings:
             query_temp_mb=int(get("EXPORTER_QUERY_TEMP_MB")),
             export_max_runtime_s=int(get("EXPORTER_EXPORT_MAX_RUNTIME_S")),
             delivery_max_runtime_s=int(get("EXPORTER_DELIVERY_MAX_RUNTIME_S")),
+            delivery_listings_per_tick=max(1, int(get("EXPORTER_DELIVERY_LISTINGS_PER_TICK"))),
+            delivery_sensor_threads=max(1, int(get("EXPORTER_DELIVERY_SENSOR_THREADS"))),
             retention_raw_days=float(get("EXPORTER_RETENTION_RAW_DAYS")),
             retention_aggregate_days=float(get("EXPORTER_RETENTION_AGGREGATE_DAYS")),
             retention_export_days=float(get("EXPORTER_RETENTION_EXPORT_DAYS")),

@@ -103,6 +103,7 @@ def test_sensor_tick_benchmark_prints_every_tick(tmp_path: Path) -> None:
             sys.executable,
             str(ROOT / "benchmarks" / "sensor_tick.py"),
             *("--outputs", "3", "--days", "1", "--work", str(tmp_path / "work")),
+            *("--listings-per-tick", "2"),
         ],
         capture_output=True,
         text=True,
@@ -113,6 +114,9 @@ def test_sensor_tick_benchmark_prints_every_tick(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "history: 72 manifests" in out, out
-    assert re.search(r"burst tick: [\d.]+ s, 3 run requests", out), out
-    assert re.search(r"re-runs tick: [\d.]+ s, 3 run requests", out), out
+    # Two listings a tick: each burst of three is delivered over two ticks.
+    for case in ("burst", "re-runs"):
+        assert re.search(rf"{case} tick 1: [\d.]+ s, 2 run requests", out), out
+        assert re.search(rf"{case} tick 2: [\d.]+ s, 1 run requests", out), out
+        assert re.search(rf"{case} drained: 2 ticks, 3 run requests", out), out
     assert len(re.findall(r"the tick after: [\d.]+ s, 0 run requests", out)) == 2, out

@@ -125,7 +125,7 @@ def build_delivery(
     """The delivery job, one sensor for every delivering export (none when there is no
     such export), and their resources."""
     delivering = any(has_delivery(export) for export in definitions.exports)
-    sensors = [build_delivery_sensor(definitions)] if delivering else []
+    sensors = [build_delivery_sensor(definitions, settings)] if delivering else []
     resources: dict[str, dg.ConfigurableResource] = {
         "smtp": smtp_resource(settings),
         # One resource for every export's webhook: no secret is read until a webhook is sent.

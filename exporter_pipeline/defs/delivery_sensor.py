@@ -6,8 +6,14 @@ export run logs one per window, whichever job or UI backfill ran it; the failure
 log one per error file they write) and the ends of runs (the windows `run_targets` finds,
 by partition tags or asset selection, never by job name alone). It then lists only the
 hinted keys, a day of names per request, and launches one `deliver_export` run per new
-object with run key `<key>#<modification time>`. Work per tick is bounded by
-`EVENTS_PER_TICK` events of each kind; a backlog is read over the next ticks.
+object with run key `<key>#<modification time>#<export>`.
+
+A tick's work is bounded whatever the burst: at most `EVENTS_PER_TICK` events of each
+kind, no further event while the cursor's backlog is full, at most
+`EXPORTER_DELIVERY_LISTINGS_PER_TICK` listings (oldest news first, `plan_listings`), made
+`EXPORTER_DELIVERY_SENSOR_THREADS` outputs at a time (opening a client and listing wait on
+the network), and no output started once the tick has run `TICK_SECONDS`. What is left
+waits in the cursor for the next ticks.
 
 A run key already used by any delivery run (of this sensor or of the per-output sensors
 that came before it) is not requested again, so renaming or re-sharding never delivers
@@ -17,9 +23,10 @@ outputs deliver on.
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -31,22 +38,26 @@ from exporter_pipeline.delivery.cursor import (
     SKEW,
     DeliveryCursor,
     Hint,
+    Listing,
     fresh_objects,
     legacy_run_key,
-    listing_prefixes,
-    merge_hints,
+    plan_listings,
     run_key,
 )
 from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.errors import reason_of
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, error_key, manifest_key, manifests_prefix
 from exporter_pipeline.exports.spec import DefinitionsFile, ExportDefinition
+from exporter_pipeline.settings import Settings
 
 DELIVERY_JOB = "deliver_export"
 DELIVERY_SENSOR = "deliver_manifests_sensor"
 DELIVERY_SENSOR_INTERVAL_S = 30
-# Events read per kind and tick: the bound of one tick's work.
+# Events read per kind and tick.
 EVENTS_PER_TICK = 1_000
+# Seconds into a tick after which it opens no further output (the oldest one always is):
+# a slow bucket or a busy host makes a tick do less, never last longer than its interval.
+TICK_SECONDS = 4.0
 RUN_KEY_TAG = "dagster/run_key"
 OBSERVED, OBSERVATION = "observed", dg.DagsterEventType.ASSET_OBSERVATION
 RUN_ENDS = {
@@ -54,6 +65,7 @@ RUN_ENDS = {
     "failure": dg.DagsterEventType.RUN_FAILURE,
     "canceled": dg.DagsterEventType.RUN_CANCELED,
 }
+KINDS = {OBSERVED: OBSERVATION, **RUN_ENDS}
 # Metadata of an `exports/<name>` observation that names a key to deliver.
 HINT_METADATA = ("manifest", "error_file")
 
@@ -142,53 +154,106 @@ def run_end_hints(
     records: Sequence[dg.EventLogRecord],
     definitions: DefinitionsFile,
     exports: Mapping[str, ExportDefinition],
-) -> list[Hint]:
-    """The manifest and error keys of every window of each ended run, new since it began."""
-    hints = []
+) -> dict[str, list[Hint]]:
+    """By run id: the manifest and error keys of every window of each ended run, new
+    since it began."""
+    hints: dict[str, list[Hint]] = {}
     run_ids = list(dict.fromkeys(r.run_id for r in records))
     # One query for every run of the tick (a query each cost 9 ms on SQLite).
     for found in instance.get_run_records(dg.RunsFilter(run_ids=run_ids)) if run_ids else []:
         created = found.create_timestamp.replace(tzinfo=found.create_timestamp.tzinfo or UTC)
         since = (_when(found.start_time) if found.start_time else created) - SKEW
+        its = hints.setdefault(found.dagster_run.run_id, [])
         for target in run_targets(definitions, found.dagster_run):
             export = exports.get(target.export.name)
             if export is None or export.output != target.export.output:
                 continue  # not delivered (an on-demand task), or another location's export
             path = export.output.path
             for window in target.windows:
-                hints.append(Hint(export.name, manifest_key(path, *window), since))
-                hints.append(Hint(export.name, error_key(path, *window), since))
+                its.append(Hint(export.name, manifest_key(path, *window), since))
+                its.append(Hint(export.name, error_key(path, *window), since))
     return hints
+
+
+def read_news(
+    instance: dg.DagsterInstance,
+    cursor: DeliveryCursor,
+    now: datetime,
+    definitions: DefinitionsFile,
+    exports: Mapping[str, ExportDefinition],
+) -> None:
+    """The hints of the events after the cursor into its backlog, event by event, until
+    the backlog is full: the cursor then stays at the last event taken, and the events
+    after it are read next tick (at most one batch read twice, never the history)."""
+    for kind, event_type in KINDS.items():
+        if cursor.backlog_full:
+            return
+        records = read_events(instance, kind, event_type, cursor, now)
+        if kind == OBSERVED:
+            by_record = {r.storage_id: observation_hints([r], exports) for r in records}
+        else:
+            by_run = run_end_hints(instance, records, definitions, exports)
+            by_record = {r.storage_id: by_run.get(r.run_id, []) for r in records}
+        for record in records:  # the first is always taken: the backlog was not full
+            if cursor.backlog_full:
+                break
+            cursor.backlog += by_record[record.storage_id]
+            cursor.after[kind] = record.storage_id
+
+
+def _list_outputs(
+    outputs: OutputsResource, by_output: dict[str, list[Listing]], threads: int, deadline: float
+) -> dict[str, list[ObjectInfo] | Exception | None]:
+    """By output: what its listings found, what it raised, or None when it was not
+    started before `deadline` (monotonic). `threads` at a time, oldest news first."""
+
+    def list_one(index: int, output: str) -> list[ObjectInfo] | None:
+        if index and time.monotonic() > deadline:
+            return None
+        destination = outputs.destination(output)
+        return [info for item in by_output[output] for info in destination.list(item.prefix)]
+
+    with ThreadPoolExecutor(max(1, min(threads, len(by_output)))) as pool:
+        futures = {
+            output: pool.submit(list_one, index, output) for index, output in enumerate(by_output)
+        }
+    # An Exception is the output's alone; anything else (an interrupt) ends the tick.
+    errors = {output: future.exception() for output, future in futures.items()}
+    return {
+        output: error if isinstance(error, Exception) else futures[output].result()
+        for output, error in errors.items()
+    }
 
 
 def look_up(
     context: dg.SensorEvaluationContext,
     outputs: OutputsResource,
-    hints: list[Hint],
+    listings: list[Listing],
     cursor: DeliveryCursor,
-    exports: Mapping[str, ExportDefinition],
+    threads: int,
+    deadline: float,
 ) -> list[tuple[str, ObjectInfo]]:
-    """(export, object) of each new hinted object; the hints of an output that could not
-    be read are kept in the cursor for the next tick."""
-    by_output: dict[str, list[Hint]] = defaultdict(list)
-    for hint in hints:
-        by_output[exports[hint.export].output.name].append(hint)
-    now, fresh, cursor.pending = datetime.now(UTC), [], []
-    for output, its_hints in sorted(by_output.items()):
-        found: list[ObjectInfo] = []
-        try:
-            destination = outputs.destination(output)
-            for prefix in listing_prefixes(h.key for h in its_hints):
-                found += destination.list(prefix)
+    """(export, object) of each new object the listings find, oldest news first. An
+    output that could not be read keeps its hints in the cursor's `pending`, one not
+    reached in time keeps them where they were: both are looked at next tick."""
+    by_output: dict[str, list[Listing]] = {}
+    for listing in listings:
+        by_output.setdefault(listing.output, []).append(listing)
+    results = _list_outputs(outputs, by_output, threads, deadline) if by_output else {}
+    now, fresh = datetime.now(UTC), []
+    for output, found in results.items():
+        hints = [hint for listing in by_output[output] for hint in listing.hints]
+        if found is None:
+            cursor.carry(by_output[output])
         # Whatever one output raises (a refused connection, an SDK's ValueError for a
         # malformed endpoint) stops only that output's deliveries, never the tick.
-        except Exception as error:
+        elif isinstance(found, Exception):
             context.log.warning(
-                f"output {output}: {reason_of(error)}; its manifests are looked for again"
+                f"output {output}: {reason_of(found)}; its manifests are looked for again"
             )
-            cursor.pending += its_hints
-            continue
-        fresh += fresh_objects(found, its_hints, cursor, now)
+            cursor.pending += hints
+        else:
+            fresh += fresh_objects(found, hints, cursor, now)
     return fresh
 
 
@@ -226,8 +291,13 @@ def new_requests(
     ]
 
 
-def build_delivery_sensor(definitions: DefinitionsFile) -> dg.SensorDefinition:
+def build_delivery_sensor(
+    definitions: DefinitionsFile, settings: Settings | None = None
+) -> dg.SensorDefinition:
+    settings = settings or Settings.from_env()
+    budget, threads = settings.delivery_listings_per_tick, settings.delivery_sensor_threads
     exports = {e.name: e for e in definitions.exports if has_delivery(e)}
+    output_of = {name: export.output.name for name, export in exports.items()}
 
     @dg.sensor(
         name=DELIVERY_SENSOR,
@@ -242,20 +312,19 @@ def build_delivery_sensor(definitions: DefinitionsFile) -> dg.SensorDefinition:
     def deliver_manifests_sensor(
         context: dg.SensorEvaluationContext, outputs: OutputsResource
     ) -> dg.SensorResult:
-        now = datetime.now(UTC)
+        now, deadline = datetime.now(UTC), time.monotonic() + TICK_SECONDS
         cursor = DeliveryCursor.parse(context.cursor)
         cursor.forget_before(now)
-        instance = context.instance
-        observed = read_events(
-            instance, OBSERVED, dg.DagsterEventType.ASSET_OBSERVATION, cursor, now
+        read_news(context.instance, cursor, now, definitions, exports)
+        listings = plan_listings(  # a kept hint's export may be gone since
+            (h for h in cursor.backlog if h.export in exports),
+            (h for h in cursor.pending if h.export in exports),
+            output_of,
         )
-        hints = [*cursor.pending, *observation_hints(observed, exports)]
-        for kind, event_type in RUN_ENDS.items():
-            ended = read_events(instance, kind, event_type, cursor, now)
-            hints += run_end_hints(instance, ended, definitions, exports)
-        hints = merge_hints(h for h in hints if h.export in exports)  # a pending one may be gone
-        fresh = look_up(context, outputs, hints, cursor, exports)
-        requests = new_requests(instance, fresh, exports)
+        cursor.backlog, cursor.pending = [], []
+        cursor.carry(listings[budget:])
+        fresh = look_up(context, outputs, listings[:budget], cursor, threads, deadline)
+        requests = new_requests(context.instance, fresh, exports)
         return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
 
     return deliver_manifests_sensor

@@ -10,15 +10,24 @@ hinted keys in the bucket, so a tick costs O(new events), whatever the history o
 number of tenants. The bucket stays the truth: a hint whose key is not there launches
 nothing, and a rewritten old window (a re-run) is hinted by the run that rewrote it.
 
+A burst (every output published at once) is spread over ticks: the hints become
+*listings*, one per output and day of names (`plan_listings`), made oldest news first;
+a tick makes at most its budget of them and keeps the others in the cursor's `backlog`.
+While the backlog holds `MAX_BACKLOG` hints the sensor reads no further event: those wait
+in the event log after the cursor (Dagster's pattern: the cursor stays at the last event
+taken in hand), so the cursor stays small, nothing is dropped and no tick reads more than
+one batch of events again.
+
 The cursor keeps the storage id read per kind of event, the (key, time) pairs requested
-in the last `SEEN_TTL` (two hints of one object launch one run), and hints whose output
-could not be read (a bucket down, a missing variable), retried every tick until
-`MAX_AGE`. Pure: no Dagster import.
+in the last `SEEN_TTL` (two hints of one object launch one run), the backlog, and hints
+whose output could not be read (`pending`: a bucket down, a missing variable), retried
+every tick after the news, until `MAX_AGE`. Pure: no Dagster import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -33,8 +42,11 @@ SEEN_TTL = timedelta(minutes=10)
 MAX_AGE = timedelta(days=7)
 # Clocks of Dagster's hosts and of the object store may differ by up to this much.
 SKEW = timedelta(minutes=10)
-# Hints kept for a later tick at most (an output down for a long time).
+# Hints of outputs that could not be read kept for a later tick at most (an output down
+# for a long time).
 MAX_PENDING = 10_000
+# Hints waiting for a tick's budget past which no further event is read (see above).
+MAX_BACKLOG = 5_000
 # Characters of `yyyy-MM-dd` at the start of a manifest's name: one listing per day.
 _DAY = len("2026-10-01")
 
@@ -52,7 +64,8 @@ class Hint:
 class DeliveryCursor:
     after: dict[str, int] = field(default_factory=dict)  # event kind -> last storage id
     seen: dict[str, float] = field(default_factory=dict)  # key@time -> requested at (epoch)
-    pending: list[Hint] = field(default_factory=list)
+    pending: list[Hint] = field(default_factory=list)  # of outputs that could not be read
+    backlog: list[Hint] = field(default_factory=list)  # not looked at yet: the budget was spent
 
     def serialize(self) -> str:
         return orjson.dumps(
@@ -60,6 +73,7 @@ class DeliveryCursor:
                 "after": self.after,
                 "seen": self.seen,
                 "pending": [[h.export, h.key, h.since.timestamp()] for h in self.pending],
+                "backlog": [[h.export, h.key, h.since.timestamp()] for h in self.backlog],
             }
         ).decode()
 
@@ -69,18 +83,33 @@ class DeliveryCursor:
         data = orjson.loads(text) if text else {}
         if "after" not in data:
             return cls()
-        pending = [Hint(e, k, datetime.fromtimestamp(t, UTC)) for e, k, t in data["pending"]]
-        return cls(dict(data["after"]), dict(data["seen"]), pending)
+        pending, backlog = (
+            [Hint(e, k, datetime.fromtimestamp(t, UTC)) for e, k, t in data.get(name, [])]
+            for name in ("pending", "backlog")
+        )
+        return cls(dict(data["after"]), dict(data["seen"]), pending, backlog)
 
     @property
     def first_tick(self) -> bool:
         return not self.after
+
+    @property
+    def backlog_full(self) -> bool:
+        """Whether the backlog is long enough that no further event is read this tick."""
+        return len(self.backlog) >= MAX_BACKLOG
+
+    def carry(self, listings: Iterable[Listing]) -> None:
+        """Keep the hints of listings not made this tick for the next: retries with the
+        outputs that could not be read, news in the backlog."""
+        for listing in listings:
+            (self.pending if listing.retry else self.backlog).extend(listing.hints)
 
     def forget_before(self, now: datetime) -> None:
         """Drop requests older than SEEN_TTL and hints older than MAX_AGE."""
         limit = (now - SEEN_TTL).timestamp()
         self.seen = {k: t for k, t in self.seen.items() if t >= limit}
         self.pending = [h for h in self.pending if h.since >= now - MAX_AGE][-MAX_PENDING:]
+        self.backlog = [h for h in self.backlog if h.since >= now - MAX_AGE]
 
 
 def _moment(info: ObjectInfo) -> str:
@@ -103,14 +132,49 @@ def legacy_run_key(info: ObjectInfo) -> str:
     return f"{info.key}#{_moment(info)}"
 
 
+def listing_prefix(key: str) -> str:
+    """The prefix of a day of names that covers manifest key `key`."""
+    folder, _, name = key.rpartition("/")
+    return f"{folder}/{name[:_DAY]}" if folder else name[:_DAY]
+
+
 def listing_prefixes(keys: Iterable[str]) -> list[str]:
     """Prefixes that cover `keys` (manifest keys of one folder) with at most a day of
     names each: a run of 168 hourly windows is listed in 7 short requests, not 336."""
-    prefixes = set()
-    for key in keys:
-        folder, _, name = key.rpartition("/")
-        prefixes.add(f"{folder}/{name[:_DAY]}" if folder else name[:_DAY])
-    return sorted(prefixes)
+    return sorted({listing_prefix(key) for key in keys})
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One listing request: a day of names in output `output`, for `hints`. `retry`: all
+    of them are hints of an output that could not be read at an earlier tick."""
+
+    output: str
+    prefix: str
+    hints: tuple[Hint, ...]
+    retry: bool = False
+
+    @property
+    def oldest(self) -> datetime:
+        return min(hint.since for hint in self.hints)
+
+
+def plan_listings(
+    news: Iterable[Hint], retried: Iterable[Hint], output_of: Mapping[str, str]
+) -> list[Listing]:
+    """The listings that cover the hints (`output_of`: export -> output), in the order a
+    tick makes them: news before retries (an output that is down never takes the budget
+    from the others), each oldest news first (a burst of others never starves one)."""
+    news = list(news)
+    fresh = {(hint.export, hint.key) for hint in news}
+    grouped: dict[tuple[str, str], list[Hint]] = defaultdict(list)
+    for hint in merge_hints([*news, *retried]):
+        grouped[output_of[hint.export], listing_prefix(hint.key)].append(hint)
+    listings = [
+        Listing(output, prefix, tuple(hints), not any((h.export, h.key) in fresh for h in hints))
+        for (output, prefix), hints in grouped.items()
+    ]
+    return sorted(listings, key=lambda item: (item.retry, item.oldest, item.output, item.prefix))
 
 
 def merge_hints(hints: Iterable[Hint]) -> list[Hint]:

@@ -26,6 +26,7 @@ from exporter_pipeline.delivery.cursor import (
     Hint,
     fresh_objects,
     listing_prefixes,
+    plan_listings,
 )
 from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
@@ -279,9 +280,35 @@ def test_listing_prefixes_cover_a_day_of_names_each() -> None:
     assert listing_prefixes(["2026-10-01-00-00_x.json"]) == ["2026-10-01"]
 
 
+def test_listings_are_planned_news_first_oldest_first() -> None:
+    now = datetime(2026, 10, 10, tzinfo=UTC)
+    day_1, day_2 = "p/_manifests/2026-10-01-00-00_x.json", "p/_manifests/2026-10-02-00-00_x.json"
+    news = [
+        Hint("a", day_2, now),
+        Hint("b", day_1, now - timedelta(hours=2)),
+        Hint("a", day_1, now - timedelta(hours=1)),
+        Hint("a", day_1.replace(".json", ".error.json"), now),
+    ]
+    retried = [Hint("c", day_1, now - timedelta(days=1)), Hint("a", day_2, now - timedelta(days=1))]
+    planned = plan_listings(news, retried, {"a": "out_a", "b": "out_b", "c": "out_c"})
+    assert [(p.output, p.prefix[-10:], p.retry, len(p.hints)) for p in planned] == [
+        ("out_a", "2026-10-02", False, 1),  # news and a retry of one key: news, the earliest
+        ("out_b", "2026-10-01", False, 1),
+        ("out_a", "2026-10-01", False, 2),  # one listing for both keys of the day
+        ("out_c", "2026-10-01", True, 1),  # only an output that could not be read: last
+    ]
+    assert planned[0].oldest == now - timedelta(days=1)
+
+
 def test_a_cursor_round_trips() -> None:
     cursor = DeliveryCursor(
-        after={"observed": 3}, seen={"k@t": 1.0}, pending=[Hint("e", "k", datetime.now(UTC))]
+        after={"observed": 3},
+        seen={"k@t": 1.0},
+        pending=[Hint("e", "k", datetime.now(UTC))],
+        backlog=[Hint("e", "j", datetime.now(UTC))],
     )
     assert DeliveryCursor.parse(cursor.serialize()) == cursor
     assert DeliveryCursor.parse(None).first_tick
+    # A cursor of before the backlog reads as one with an empty backlog.
+    older = '{"after": {"observed": 3}, "seen": {}, "pending": []}'
+    assert DeliveryCursor.parse(older) == DeliveryCursor(after={"observed": 3})
