@@ -133,15 +133,10 @@ def legacy_run_key(info: ObjectInfo) -> str:
 
 
 def listing_prefix(key: str) -> str:
-    """The prefix of a day of names that covers manifest key `key`."""
+    """The prefix of a day of names that covers manifest key `key`: a run of 168 hourly
+    windows is listed in 7 short requests, not 336."""
     folder, _, name = key.rpartition("/")
     return f"{folder}/{name[:_DAY]}" if folder else name[:_DAY]
-
-
-def listing_prefixes(keys: Iterable[str]) -> list[str]:
-    """Prefixes that cover `keys` (manifest keys of one folder) with at most a day of
-    names each: a run of 168 hourly windows is listed in 7 short requests, not 336."""
-    return sorted({listing_prefix(key) for key in keys})
 
 
 @dataclass(frozen=True)

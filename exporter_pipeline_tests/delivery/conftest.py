@@ -3,18 +3,50 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 
 from exporter_pipeline_tests.exports.conftest import lake  # noqa: F401 (the shared sample lake)
 from exporter_pipeline_tests.servers import free_port
+
+
+def delivering_outputs(
+    root: Path, lake_root: Path, names: Sequence[str], hook: Mapping[str, Any]
+) -> dict[str, str]:
+    """Settings of a location with a local output `root/<name>` per name, each with acme's
+    hourly raw export `acme_<name>` delivering by webhook `hook` (exports file written in
+    `root`): one sensor delivers for all of them."""
+    document = {
+        "outputs": {n: {"type": "local", "path": str(root / n)} for n in names},
+        "exports": [
+            {
+                "name": f"acme_{n}",
+                "tenant": "acme",
+                "dataset": "raw",
+                "cadence": "hourly",
+                "start": "2026-10-01T00:00:00Z",
+                "output": {"name": n, "path": "deliveries"},
+                "delivery": {"webhook": dict(hook)},
+            }
+            for n in names
+        ],
+    }
+    (root / "exports.yaml").write_text(yaml.safe_dump(document))
+    return {
+        "EXPORTER_LAKE_URL": str(lake_root),
+        "EXPORTER_EXPORTS_FILE": str(root / "exports.yaml"),
+        "EXPORTER_PARTITIONS_START": "2026-09-01",
+        "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import polars as pl
 import pytest
-import yaml
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs import delivery_sensor
@@ -25,7 +23,7 @@ from exporter_pipeline.delivery.cursor import (
     DeliveryCursor,
     Hint,
     fresh_objects,
-    listing_prefixes,
+    listing_prefix,
     plan_listings,
 )
 from exporter_pipeline.destinations import ObjectInfo
@@ -33,7 +31,7 @@ from exporter_pipeline.destinations.local import LocalDestination
 from exporter_pipeline.errors import RetryableDestinationError
 from exporter_pipeline.lake import hourly_key
 from exporter_pipeline.settings import Settings
-from exporter_pipeline_tests.delivery.conftest import Receiver
+from exporter_pipeline_tests.delivery.conftest import Receiver, delivering_outputs
 from exporter_pipeline_tests.delivery.test_delivery import HOUR, SECRET, Deployment
 from exporter_pipeline_tests.exports.conftest import DAY, Lake
 
@@ -229,32 +227,8 @@ def test_two_outputs_holding_the_same_key_both_deliver_on_a_sqlite_instance(
     """On the default SQLite storage (events sharded per run), with one sensor for all."""
     monkeypatch.setenv("T_HOOK_SECRET", SECRET)
     hook = {"url": receiver.url, "secret_env": "T_HOOK_SECRET"}
-    document = {
-        "outputs": {n: {"type": "local", "path": str(tmp_path / n)} for n in ("o1", "o2")},
-        "exports": [
-            {
-                "name": f"acme_{n}",
-                "tenant": "acme",
-                "dataset": "raw",
-                "cadence": "hourly",
-                "start": "2026-10-01T00:00:00Z",
-                "output": {"name": n, "path": "deliveries"},
-                "delivery": {"webhook": hook},
-            }
-            for n in ("o1", "o2")
-        ],
-    }
-    (tmp_path / "exports.yaml").write_text(yaml.safe_dump(document))
-    defs = build_definitions(
-        Settings.from_env(
-            {
-                "EXPORTER_LAKE_URL": str(lake.root),
-                "EXPORTER_EXPORTS_FILE": str(tmp_path / "exports.yaml"),
-                "EXPORTER_PARTITIONS_START": "2026-09-01",
-                "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
-            }
-        )
-    )
+    settings = delivering_outputs(tmp_path, lake.root, ("o1", "o2"), hook)
+    defs = build_definitions(Settings.from_env(settings))
     sensor = defs.resolve_sensor_def("deliver_manifests_sensor")
     with dg.instance_for_test() as instance:
         for name in ("acme_o1", "acme_o2"):
@@ -273,11 +247,10 @@ def test_two_outputs_holding_the_same_key_both_deliver_on_a_sqlite_instance(
 
 
 def test_listing_prefixes_cover_a_day_of_names_each() -> None:
-    names: list[Any] = [
-        f"p/_manifests/2026-10-0{d}-{h:02d}-00_x.json" for d in (1, 2) for h in range(24)
-    ]
-    assert listing_prefixes(names) == ["p/_manifests/2026-10-01", "p/_manifests/2026-10-02"]
-    assert listing_prefixes(["2026-10-01-00-00_x.json"]) == ["2026-10-01"]
+    names = [f"p/_manifests/2026-10-0{d}-{h:02d}-00_x.json" for d in (1, 2) for h in range(24)]
+    prefixes = sorted({listing_prefix(name) for name in names})
+    assert prefixes == ["p/_manifests/2026-10-01", "p/_manifests/2026-10-02"]
+    assert listing_prefix("2026-10-01-00-00_x.json") == "2026-10-01"
 
 
 def test_listings_are_planned_news_first_oldest_first() -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs import delivery_sensor
@@ -25,7 +24,7 @@ from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
 from exporter_pipeline.errors import RetryableDestinationError
 from exporter_pipeline.settings import Settings
-from exporter_pipeline_tests.delivery.conftest import Receiver
+from exporter_pipeline_tests.delivery.conftest import Receiver, delivering_outputs
 from exporter_pipeline_tests.delivery.test_delivery import HOUR, SECRET
 from exporter_pipeline_tests.exports.conftest import Lake
 
@@ -47,27 +46,8 @@ class Fleet:
 
     def build(self, outputs: int, budget: int) -> Fleet:
         names = [f"o{i}" for i in range(outputs)]
-        document = {
-            "outputs": {n: {"type": "local", "path": str(self.root / n)} for n in names},
-            "exports": [
-                {
-                    "name": f"acme_{n}",
-                    "tenant": "acme",
-                    "dataset": "raw",
-                    "cadence": "hourly",
-                    "start": "2026-10-01T00:00:00Z",
-                    "output": {"name": n, "path": "deliveries"},
-                    "delivery": {"webhook": self.hook},
-                }
-                for n in names
-            ],
-        }
-        (self.root / "exports.yaml").write_text(yaml.safe_dump(document))
         settings = {
-            "EXPORTER_LAKE_URL": str(self.lake.root),
-            "EXPORTER_EXPORTS_FILE": str(self.root / "exports.yaml"),
-            "EXPORTER_PARTITIONS_START": "2026-09-01",
-            "EXPORTER_WEBHOOK_ALLOW_PRIVATE": "true",
+            **delivering_outputs(self.root, self.lake.root, names, self.hook),
             "EXPORTER_DELIVERY_LISTINGS_PER_TICK": str(budget),
         }
         self.defs = build_definitions(Settings.from_env(settings))
