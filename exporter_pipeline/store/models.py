@@ -80,9 +80,12 @@ class OutputRow(Base):
     )
 
     def body(self) -> dict[str, Any]:
-        """The output as its YAML keys: type, tenant if any, then the other keys."""
-        tenant = {} if self.tenant is None else {"tenant": self.tenant}
-        return {"type": self.type, **tenant, **self.settings}
+        return output_body(self.type, self.tenant, self.settings)
+
+
+def output_body(kind: str, tenant: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """A stored output as its YAML keys: type, tenant if any, then the other keys."""
+    return {"type": kind, **({} if tenant is None else {"tenant": tenant}), **settings}
 
 
 class ExportRow(Base):

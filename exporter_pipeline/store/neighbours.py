@@ -37,7 +37,7 @@ from exporter_pipeline.exports.definitions_file import DefinitionsFile, parse_de
 from exporter_pipeline.exports.ownership import output_root, segments
 from exporter_pipeline.names import dagster_name
 from exporter_pipeline.store.apply import OUTPUT, STORE, as_document
-from exporter_pipeline.store.models import ExportRow, OutputRow
+from exporter_pipeline.store.models import ExportRow, OutputRow, output_body
 from exporter_pipeline.store.places import PathLookup, export_path_key, lookup, paths_around
 
 _EXPORT_COLUMNS = (
@@ -62,8 +62,7 @@ WHOLE_STORE_ABOVE = 100
 
 
 def _body(output: Row[Any]) -> dict[str, Any]:
-    tenant = {} if output.tenant is None else {"tenant": output.tenant}
-    return {"type": output.type, **tenant, **output.settings}
+    return output_body(output.type, output.tenant, output.settings)
 
 
 def _parsed(output: Row[Any] | None) -> Output | None:

@@ -26,7 +26,7 @@ from exporter_pipeline.settings import Settings
 from exporter_pipeline.store import crypto, neighbours
 from exporter_pipeline.store.apply import OUTPUT, STORE, as_document, holds_definitions, was_seeded
 from exporter_pipeline.store.engine import engine_for
-from exporter_pipeline.store.models import ExportRow, OutputRow
+from exporter_pipeline.store.models import ExportRow, OutputRow, output_body
 from exporter_pipeline.store.writes import NameTaken, NotOwned, StoreWrites, jsonable
 
 # Imported from here by the API and the tests.
@@ -137,7 +137,7 @@ class DefinitionsStore(StoreWrites):
                 select(ExportRow.tenant, ExportRow.definition).order_by(ExportRow.id)
             ).all()
         outputs = {
-            name: {"type": kind, **({} if tenant is None else {"tenant": tenant}), **settings}
+            name: output_body(kind, tenant, settings)
             for name, tenant, kind, settings in output_rows
             if tenant is None or keep(tenant)
         }
