@@ -69,7 +69,7 @@ def build_export_job_alone(name: str, settings: Settings) -> dg.JobDefinition | 
         except Exception:
             return None
     if definitions.rejected:
-        raise DefinitionError("\n".join(p for r in definitions.rejected for p in r.problems))
+        raise DefinitionError("\n".join(definitions.rejected_problems))
     return None
 
 

@@ -95,9 +95,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     loaded = DefinitionsStore.from_settings(settings).load_named(args.export)
     if not loaded.exports:
         # Refused by the rules (as the code location refuses it), or missing.
-        problems = [p for rejected in loaded.rejected for p in rejected.problems]
         print(
-            "\n".join(problems) or f"no export {args.export!r} in the definitions store",
+            "\n".join(loaded.rejected_problems)
+            or f"no export {args.export!r} in the definitions store",
             file=sys.stderr,
         )
         return 1

@@ -101,6 +101,11 @@ class DefinitionsFile(BaseModel):
     def export(self, name: str) -> ExportDefinition:
         return next(e for e in self.exports if e.name == name)
 
+    @property
+    def rejected_problems(self) -> list[str]:
+        """Every problem of the exports left out, in order."""
+        return [problem for rejected in self.rejected for problem in rejected.problems]
+
     def of_tenants(self, holds: Callable[[str], bool], *, with_unowned: bool) -> DefinitionsFile:
         """Only the exports and outputs of the tenants `holds` accepts (a shard's), plus the
         operator's outputs; the rejected entries, which may have no tenant, only when
