@@ -39,7 +39,8 @@ class Deployment:
         answer = requests.post(
             f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
         )
-        answer.raise_for_status()
+        # The webserver logs no traceback for a failed query: its answer carries it.
+        assert answer.ok, f"{answer.status_code} from {answer.url}: {answer.text[:4000]}"
         body = answer.json()
         assert "errors" not in body, body["errors"]
         return body["data"]  # type: ignore[no-any-return]

@@ -66,7 +66,9 @@ INSTANCE = {
 
 @pytest.fixture
 def deployment(tmp_path: Path, receiver: Receiver) -> Iterator[tuple[Deployment, dict[str, Any]]]:
-    lake = build_lake(tmp_path / "data", events_per_hour=300, hours=48)
+    # Hours stored in row groups of 5 rows, read group by group: a window costs the
+    # worker about 2 s of CPU (0.1 s in 128 K-row groups), so the test finds it mid-window.
+    lake = build_lake(tmp_path / "data", events_per_hour=300, hours=48, row_group_rows=5)
     exports = {
         "outputs": {"local": {"type": "local", "path": str(tmp_path / "out")}},
         "exports": [
@@ -129,23 +131,63 @@ def data_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if re.fullmatch(r"\d{10}\.\d{3}", p.name))
 
 
+def hold_back(worker: psutil.Process, cpu: int) -> None:
+    """Every thread of the worker on the test's own core, at the lowest priority.
+
+    Linux sets both per thread; threads the worker starts later inherit them.
+    """
+    for thread in worker.threads():
+        try:
+            os.sched_setaffinity(thread.id, {cpu})
+            os.setpriority(os.PRIO_PROCESS, thread.id, 19)
+        except ProcessLookupError:  # a thread that ended since the listing
+            continue
+
+
+def in_a_write_transaction(pid: int) -> bool:
+    """Whether the process holds a POSIX write lock: SQLite's while it writes a database.
+
+    The instance's databases (and the store) are in WAL mode, where only a writer holds
+    write locks (on the `-shm` file); a reader's locks are shared and block no one. A
+    worker frozen while writing would keep every other writer of the instance waiting,
+    and the test's next launch failing with "database is locked".
+    """
+    for line in Path("/proc/locks").read_text().splitlines():
+        _, kind, _, mode, owner, *_ = line.split()
+        if kind == "POSIX" and mode == "WRITE" and owner == str(pid):
+            return True
+    return False
+
+
 def stop_mid_window(pid: int, work: Path) -> Path:
     """Let the worker run in small slices until its work folder holds part of the window.
 
-    The whole window takes a fraction of a second, so the worker is frozen (SIGSTOP)
-    between slices and looked at while frozen: what the test sees is exactly where the
-    kill will find it.
+    The worker is frozen (SIGSTOP) between slices and looked at while frozen: what the
+    test sees is exactly where the kill will find it, and never while it writes the
+    instance. A slice must not grow when this process is preempted on a busy machine:
+    the CI of 2026-12-04 saw the worker write a whole window, publish it and exit in
+    one. So each window costs the worker about 2 s of CPU (the lake's small row groups),
+    and the worker shares this process's one core at the lowest priority: it runs only
+    while the test sleeps and nothing else wants that core.
     """
     worker = psutil.Process(pid)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        worker.suspend()
-        folders = [f for f in work.glob(f"export-{EXPORT}-*") if f.is_dir()]
-        if folders and data_files(folders[0]):
-            return folders[0]
-        worker.resume()
-        # Coarse slices while the worker loads the code, fine ones once it exports.
-        time.sleep(0.002 if folders else 0.02)
+    own_cpus = os.sched_getaffinity(0)
+    cpu = min(own_cpus)
+    os.sched_setaffinity(0, {cpu})
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            worker.suspend()
+            hold_back(worker, cpu)
+            folders = [f for f in work.glob(f"export-{EXPORT}-*") if f.is_dir()]
+            if folders and data_files(folders[0]) and not in_a_write_transaction(pid):
+                return folders[0]
+            worker.resume()
+            time.sleep(0.002)
+    except psutil.NoSuchProcess as gone:
+        raise AssertionError("the run worker ended before it was seen mid-window") from gone
+    finally:
+        os.sched_setaffinity(0, own_cpus)
     raise TimeoutError("the run never wrote into a work folder")
 
 
