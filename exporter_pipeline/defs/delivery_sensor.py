@@ -13,7 +13,9 @@ kind, no further event while the cursor's backlog is full, at most
 `EXPORTER_DELIVERY_LISTINGS_PER_TICK` listings (oldest news first, `plan_listings`), made
 `EXPORTER_DELIVERY_SENSOR_THREADS` outputs at a time (opening a client and listing wait on
 the network), and no output started once the tick has run `TICK_SECONDS`. What is left
-waits in the cursor for the next ticks.
+waits in the cursor for the next ticks. An output still listing `TICK_LIMIT_SECONDS` into
+the tick counts as down, and no later tick lists it again until that listing has ended
+(`delivery/listing.py`).
 
 A run key already used by any delivery run (of this sensor or of the per-output sensors
 that came before it) is not requested again, so renaming or re-sharding never delivers
@@ -26,7 +28,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -44,6 +45,7 @@ from exporter_pipeline.delivery.cursor import (
     plan_listings,
     run_key,
 )
+from exporter_pipeline.delivery.listing import OutputListings
 from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.errors import reason_of
 from exporter_pipeline.exports.naming import ERROR_SUFFIX, error_key, manifest_key, manifests_prefix
@@ -58,6 +60,10 @@ EVENTS_PER_TICK = 1_000
 # Seconds into a tick after which it opens no further output (the oldest one always is):
 # a slow bucket or a busy host makes a tick do less, never last longer than its interval.
 TICK_SECONDS = 4.0
+# Seconds into a tick after which an output still listing counts as down: a bucket that
+# never answers (its client's timeouts and retries take minutes) never holds the tick,
+# whose evaluation Dagster ends after 60 s (`DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS`).
+TICK_LIMIT_SECONDS = 20.0
 RUN_KEY_TAG = "dagster/run_key"
 OBSERVED, OBSERVATION = "observed", dg.DagsterEventType.ASSET_OBSERVATION
 RUN_ENDS = {
@@ -202,27 +208,22 @@ def read_news(
 
 
 def _list_outputs(
-    outputs: OutputsResource, by_output: dict[str, list[Listing]], threads: int, deadline: float
+    outputs: OutputsResource,
+    by_output: dict[str, list[Listing]],
+    listings: OutputListings,
+    threads: int,
+    deadline: float,
 ) -> dict[str, list[ObjectInfo] | Exception | None]:
     """By output: what its listings found, what it raised, or None when it was not
-    started before `deadline` (monotonic). `threads` at a time, oldest news first."""
+    started before `deadline` (monotonic). `threads` at a time, oldest news first; one
+    still listing `TICK_LIMIT_SECONDS` into the tick counts as down."""
 
-    def list_one(index: int, output: str) -> list[ObjectInfo] | None:
-        if index and time.monotonic() > deadline:
-            return None
+    def list_one(output: str) -> list[ObjectInfo]:
         destination = outputs.destination(output)
         return [info for item in by_output[output] for info in destination.list(item.prefix)]
 
-    with ThreadPoolExecutor(max(1, min(threads, len(by_output)))) as pool:
-        futures = {
-            output: pool.submit(list_one, index, output) for index, output in enumerate(by_output)
-        }
-    # An Exception is the output's alone; anything else (an interrupt) ends the tick.
-    errors = {output: future.exception() for output, future in futures.items()}
-    return {
-        output: error if isinstance(error, Exception) else futures[output].result()
-        for output, error in errors.items()
-    }
+    limit = deadline - TICK_SECONDS + TICK_LIMIT_SECONDS
+    return listings.list(list_one, list(by_output), threads, deadline, limit)
 
 
 def look_up(
@@ -232,6 +233,7 @@ def look_up(
     cursor: DeliveryCursor,
     threads: int,
     deadline: float,
+    running: OutputListings,
 ) -> list[tuple[str, ObjectInfo]]:
     """(export, object) of each new object the listings find, oldest news first. An
     output that could not be read keeps its hints in the cursor's `pending`, one not
@@ -239,7 +241,7 @@ def look_up(
     by_output: dict[str, list[Listing]] = {}
     for listing in listings:
         by_output.setdefault(listing.output, []).append(listing)
-    results = _list_outputs(outputs, by_output, threads, deadline) if by_output else {}
+    results = _list_outputs(outputs, by_output, running, threads, deadline)
     now, fresh = datetime.now(UTC), []
     for output, found in results.items():
         hints = [hint for listing in by_output[output] for hint in listing.hints]
@@ -298,6 +300,7 @@ def build_delivery_sensor(
     budget, threads = settings.delivery_listings_per_tick, settings.delivery_sensor_threads
     exports = {e.name: e for e in definitions.exports if has_delivery(e)}
     output_of = {name: export.output.name for name, export in exports.items()}
+    running = OutputListings()  # across this sensor's ticks in the code server
 
     @dg.sensor(
         name=DELIVERY_SENSOR,
@@ -323,7 +326,7 @@ def build_delivery_sensor(
         )
         cursor.backlog, cursor.pending = [], []
         cursor.carry(listings[budget:])
-        fresh = look_up(context, outputs, listings[:budget], cursor, threads, deadline)
+        fresh = look_up(context, outputs, listings[:budget], cursor, threads, deadline, running)
         requests = new_requests(context.instance, fresh, exports)
         return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
 

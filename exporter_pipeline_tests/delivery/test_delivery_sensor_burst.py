@@ -5,15 +5,20 @@ export; the sensor is evaluated as the daemon does. A burst larger than the per-
 budget (`EXPORTER_DELIVERY_LISTINGS_PER_TICK`) is delivered over the next ticks, each
 within the budget, oldest news first, every manifest requested once; an output that is
 down never holds the others' news; a full backlog leaves the events after the cursor
-for later ticks; a tick out of time carries what it did not reach."""
+for later ticks; a tick out of time carries what it did not reach; a bucket whose host
+accepts connections and never answers (a real socket on loopback) holds no tick."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from exporter_pipeline.definitions import build_definitions
 from exporter_pipeline.defs import delivery_sensor
@@ -22,9 +27,11 @@ from exporter_pipeline.delivery import cursor as delivery_cursor
 from exporter_pipeline.delivery.cursor import DeliveryCursor
 from exporter_pipeline.destinations import ObjectInfo
 from exporter_pipeline.destinations.local import LocalDestination
+from exporter_pipeline.destinations.s3 import S3Destination
 from exporter_pipeline.errors import RetryableDestinationError
 from exporter_pipeline.settings import Settings
-from exporter_pipeline_tests.delivery.conftest import Receiver, delivering_outputs
+from exporter_pipeline.store.store import DefinitionsStore
+from exporter_pipeline_tests.delivery.conftest import Receiver, SilentServer, delivering_outputs
 from exporter_pipeline_tests.delivery.test_delivery import HOUR, SECRET
 from exporter_pipeline_tests.exports.conftest import Lake
 
@@ -46,12 +53,21 @@ class Fleet:
 
     def build(self, outputs: int, budget: int) -> Fleet:
         names = [f"o{i}" for i in range(outputs)]
-        settings = {
+        self.settings = {
             **delivering_outputs(self.root, self.lake.root, names, self.hook),
             "EXPORTER_DELIVERY_LISTINGS_PER_TICK": str(budget),
         }
-        self.defs = build_definitions(Settings.from_env(settings))
+        self.defs = build_definitions(Settings.from_env(self.settings))
         return self
+
+    def move(self, output: str, to: dict[str, str]) -> None:
+        """Point `output` somewhere else, through the store (its exports and news stay)."""
+        exports_file = self.root / "exports.yaml"
+        document = yaml.safe_load(exports_file.read_text())
+        document["outputs"][output] = to
+        exports_file.write_text(yaml.safe_dump(document))
+        DefinitionsStore.open(os.environ["EXPORTER_DATABASE_URL"]).apply_file(exports_file)
+        self.defs = build_definitions(Settings.from_env(self.settings))
 
     def export(self, output: str) -> None:
         job = self.defs.resolve_job_def(f"export_acme_{output}")
@@ -173,3 +189,57 @@ def test_a_tick_out_of_time_carries_the_outputs_it_did_not_reach(
     # Only the oldest output is looked at each tick; the others wait, none is lost.
     ticks = [exports_of(fleet.tick()) for _ in range(4)]
     assert ticks == [["acme_o0"], ["acme_o1"], ["acme_o2"], []]
+
+
+def test_a_bucket_that_never_answers_holds_no_tick(
+    fleet: Fleet, silent_server: SilentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    burst(fleet.build(2, budget=10), 2)
+    for name, value in {"T_S3_URL": silent_server.url, "T_S3_KEY": "k", "T_S3_SECRET": "s"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("EXPORTER_DESTINATION_ATTEMPTS", "1")
+    fleet.move(
+        "o1",
+        {
+            "type": "s3",
+            "bucket": "b",
+            "region": "us-east-1",
+            "endpoint_url_env": "T_S3_URL",
+            "access_key_id_env": "T_S3_KEY",
+            "secret_access_key_env": "T_S3_SECRET",
+        },
+    )
+    s3_listings = []
+    listing = S3Destination.list
+
+    def counted(self: S3Destination, prefix: str = "") -> list[ObjectInfo]:
+        s3_listings.append(prefix)
+        return listing(self, prefix)
+
+    monkeypatch.setattr(S3Destination, "list", counted)
+    monkeypatch.setattr(delivery_sensor, "TICK_LIMIT_SECONDS", 1.0)
+
+    # o1's listing waits on a socket that never answers (the S3 client would wait 120 s);
+    # the tick ends at its limit with o0's delivery, and keeps o1's news.
+    began = time.monotonic()
+    assert exports_of(fleet.tick()) == ["acme_o0"]
+    assert time.monotonic() - began < 15
+    assert len(s3_listings) == len(silent_server.connections) == 1
+    assert {h.export for h in fleet.parsed.pending} == {"acme_o1"}
+    # While that listing still waits, no tick lists o1 again: one thread, not one a tick.
+    assert fleet.tick() == [] and fleet.tick() == []
+    assert len(s3_listings) == len(silent_server.connections) == 1
+    assert {h.export for h in fleet.parsed.pending} == {"acme_o1"}
+
+    # The host goes away: the listing ends (one attempt), and the next tick lists o1 again.
+    silent_server.close()
+    deadline = time.monotonic() + 30
+    while delivery_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert delivery_threads() == []
+    assert fleet.tick() == [] and len(s3_listings) == 2
+    assert {h.export for h in fleet.parsed.pending} == {"acme_o1"}
+
+
+def delivery_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "delivery-listing" and t.is_alive()]
