@@ -25,6 +25,7 @@ outputs deliver on.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -62,8 +63,10 @@ EVENTS_PER_TICK = 1_000
 TICK_SECONDS = 4.0
 # Seconds into a tick after which an output still listing counts as down: a bucket that
 # never answers (its client's timeouts and retries take minutes) never holds the tick,
-# whose evaluation Dagster ends after 60 s (`DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS`).
+# whose evaluation Dagster ends after 60 s (`DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS`; when an
+# operator sets that lower, half of it).
 TICK_LIMIT_SECONDS = 20.0
+
 RUN_KEY_TAG = "dagster/run_key"
 OBSERVED, OBSERVATION = "observed", dg.DagsterEventType.ASSET_OBSERVATION
 RUN_ENDS = {
@@ -207,23 +210,35 @@ def read_news(
             cursor.after[kind] = record.storage_id
 
 
+def tick_limit_seconds() -> float:
+    evaluation_limit = float(os.environ.get("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS") or 60)
+    return min(TICK_LIMIT_SECONDS, evaluation_limit / 2)
+
+
 def _list_outputs(
     outputs: OutputsResource,
     by_output: dict[str, list[Listing]],
     listings: OutputListings,
     threads: int,
-    deadline: float,
+    began: float,
 ) -> dict[str, list[ObjectInfo] | Exception | None]:
     """By output: what its listings found, what it raised, or None when it was not
-    started before `deadline` (monotonic). `threads` at a time, oldest news first; one
-    still listing `TICK_LIMIT_SECONDS` into the tick counts as down."""
+    started (`TICK_SECONDS` after the tick `began`, monotonic, or while too many
+    listings hang). `threads` at a time, oldest news first; one still listing
+    `TICK_LIMIT_SECONDS` into the tick counts as down."""
 
     def list_one(output: str) -> list[ObjectInfo]:
-        destination = outputs.destination(output)
-        return [info for item in by_output[output] for info in destination.list(item.prefix)]
+        # Its own client, closed here: a listing may outlive the tick, and with it the
+        # resource's cache of clients, which is closed when the tick ends.
+        destination = outputs.store().open_output(output)
+        try:
+            return [info for item in by_output[output] for info in destination.list(item.prefix)]
+        finally:
+            destination.close()
 
-    limit = deadline - TICK_SECONDS + TICK_LIMIT_SECONDS
-    return listings.list(list_one, list(by_output), threads, deadline, limit)
+    return listings.list(
+        list_one, list(by_output), threads, began + TICK_SECONDS, began + tick_limit_seconds()
+    )
 
 
 def look_up(
@@ -232,7 +247,7 @@ def look_up(
     listings: list[Listing],
     cursor: DeliveryCursor,
     threads: int,
-    deadline: float,
+    began: float,
     running: OutputListings,
 ) -> list[tuple[str, ObjectInfo]]:
     """(export, object) of each new object the listings find, oldest news first. An
@@ -241,14 +256,20 @@ def look_up(
     by_output: dict[str, list[Listing]] = {}
     for listing in listings:
         by_output.setdefault(listing.output, []).append(listing)
-    results = _list_outputs(outputs, by_output, running, threads, deadline)
+    results = _list_outputs(outputs, by_output, running, threads, began)
+    if len(hanging := running.still_running()) >= running.max_running:
+        named = ", ".join(sorted(hanging)[:5]) + (", ..." if len(hanging) > 5 else "")
+        context.log.warning(
+            f"{len(hanging)} listings wait on outputs that do not answer ({named}): no "
+            "further listing starts until some end, and the other outputs' manifests wait"
+        )
     now, fresh = datetime.now(UTC), []
     for output, found in results.items():
         hints = [hint for listing in by_output[output] for hint in listing.hints]
         if found is None:
             cursor.carry(by_output[output])
         # Whatever one output raises (a refused connection, an SDK's ValueError for a
-        # malformed endpoint) stops only that output's deliveries, never the tick.
+        # malformed endpoint, no answer in time) stops only that output's deliveries.
         elif isinstance(found, Exception):
             context.log.warning(
                 f"output {output}: {reason_of(found)}; its manifests are looked for again"
@@ -315,7 +336,7 @@ def build_delivery_sensor(
     def deliver_manifests_sensor(
         context: dg.SensorEvaluationContext, outputs: OutputsResource
     ) -> dg.SensorResult:
-        now, deadline = datetime.now(UTC), time.monotonic() + TICK_SECONDS
+        now, began = datetime.now(UTC), time.monotonic()
         cursor = DeliveryCursor.parse(context.cursor)
         cursor.forget_before(now)
         read_news(context.instance, cursor, now, definitions, exports)
@@ -326,7 +347,7 @@ def build_delivery_sensor(
         )
         cursor.backlog, cursor.pending = [], []
         cursor.carry(listings[budget:])
-        fresh = look_up(context, outputs, listings[:budget], cursor, threads, deadline, running)
+        fresh = look_up(context, outputs, listings[:budget], cursor, threads, began, running)
         requests = new_requests(context.instance, fresh, exports)
         return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
 

@@ -36,6 +36,7 @@ from exporter_pipeline_tests.delivery.test_delivery import HOUR, SECRET
 from exporter_pipeline_tests.exports.conftest import Lake
 
 MANIFEST_0 = "deliveries/_manifests/2026-10-01-00-00_2026-10-01-01-00.json"
+ERROR_0 = "deliveries/_manifests/2026-10-01-00-00_2026-10-01-01-00.error.json"
 
 
 class Fleet:
@@ -217,19 +218,20 @@ def test_a_bucket_that_never_answers_holds_no_tick(
         return listing(self, prefix)
 
     monkeypatch.setattr(S3Destination, "list", counted)
-    monkeypatch.setattr(delivery_sensor, "TICK_LIMIT_SECONDS", 1.0)
+    monkeypatch.setattr(delivery_sensor, "TICK_LIMIT_SECONDS", 5.0)
 
     # o1's listing waits on a socket that never answers (the S3 client would wait 120 s);
     # the tick ends at its limit with o0's delivery, and keeps o1's news.
     began = time.monotonic()
     assert exports_of(fleet.tick()) == ["acme_o0"]
-    assert time.monotonic() - began < 15
+    assert time.monotonic() - began < 20
     assert len(s3_listings) == len(silent_server.connections) == 1
-    assert {h.export for h in fleet.parsed.pending} == {"acme_o1"}
+    kept = fleet.parsed.pending  # the window's manifest and error file, each once
+    assert [(h.export, h.key) for h in kept] == [("acme_o1", MANIFEST_0), ("acme_o1", ERROR_0)]
     # While that listing still waits, no tick lists o1 again: one thread, not one a tick.
     assert fleet.tick() == [] and fleet.tick() == []
     assert len(s3_listings) == len(silent_server.connections) == 1
-    assert {h.export for h in fleet.parsed.pending} == {"acme_o1"}
+    assert fleet.parsed.pending == kept
 
     # The host goes away: the listing ends (one attempt), and the next tick lists o1 again.
     silent_server.close()
@@ -238,7 +240,7 @@ def test_a_bucket_that_never_answers_holds_no_tick(
         time.sleep(0.05)
     assert delivery_threads() == []
     assert fleet.tick() == [] and len(s3_listings) == 2
-    assert {h.export for h in fleet.parsed.pending} == {"acme_o1"}
+    assert fleet.parsed.pending == kept
 
 
 def delivery_threads() -> list[threading.Thread]:
