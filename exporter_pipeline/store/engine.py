@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from exporter_pipeline.errors import DefinitionError
@@ -47,6 +47,18 @@ def _sqlite_wal(database: str) -> None:
     ):
         if connection.execute("PRAGMA journal_mode").fetchone() != ("wal",):
             connection.execute("PRAGMA journal_mode=WAL")
+
+
+def snapshot(engine: Engine) -> Connection:
+    """A connection whose queries all read one snapshot of the store, for reads of several
+    queries: each statement of PostgreSQL's READ COMMITTED would see what was committed
+    between them (an export, then no longer its output), so there a read-only REPEATABLE
+    READ transaction. Every SQLite transaction is one snapshot (WAL). Never for a write:
+    its snapshot would be taken before it waits for the write lock (`locking.py`)."""
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return connection
 
 
 @functools.lru_cache(maxsize=8)

@@ -25,7 +25,7 @@ from exporter_pipeline.names import export_job_name
 from exporter_pipeline.settings import Settings
 from exporter_pipeline.store import crypto, neighbours
 from exporter_pipeline.store.apply import OUTPUT, STORE, as_document, holds_definitions, was_seeded
-from exporter_pipeline.store.engine import engine_for
+from exporter_pipeline.store.engine import engine_for, snapshot
 from exporter_pipeline.store.models import ExportRow, OutputRow, output_body
 from exporter_pipeline.store.writes import NameTaken, NotOwned, StoreWrites, jsonable
 
@@ -105,7 +105,7 @@ class DefinitionsStore(StoreWrites):
         involve, found by query (`neighbours.py`), never the whole store. Loaded, it is
         in `exports` with its output; refused, in `rejected` with the messages `load`
         gives it; neither when there is no such export."""
-        with self.engine.connect() as connection:
+        with snapshot(self.engine) as connection:
             return neighbours.load_exports(connection, ExportRow.name == name, now)
 
     def load_job(self, job: str, now: datetime | None = None) -> DefinitionsFile:
@@ -114,20 +114,20 @@ class DefinitionsStore(StoreWrites):
         if not job.startswith(EXPORT_JOB_PREFIX):
             return DefinitionsFile(path=STORE, outputs={}, exports=[])
         where = ExportRow.dagster_name == job.removeprefix(EXPORT_JOB_PREFIX)
-        with self.engine.connect() as connection:
+        with snapshot(self.engine) as connection:
             return neighbours.load_exports(connection, where, now)
 
     def load_around(self, output: str, path: str, now: datetime | None = None) -> DefinitionsFile:
         """The exports writing at, inside or around `path` of output `output` (on it or
         on any output naming the same place), as `load` judges them, with the outputs
         they use and `output` itself: what a task's checks need (`neighbours.py`)."""
-        with self.engine.connect() as connection:
+        with snapshot(self.engine) as connection:
             return neighbours.load_around(connection, output, path, now)
 
     def document(self, tenants: Tenants | None = None) -> dict[str, Any]:
         """The store as the parsed YAML of a definitions file."""
         keep = tenant_filter(tenants)
-        with self.engine.connect() as connection:
+        with snapshot(self.engine) as connection:
             output_rows = connection.execute(
                 select(
                     OutputRow.name, OutputRow.tenant, OutputRow.type, OutputRow.settings
