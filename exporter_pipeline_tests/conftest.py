@@ -30,7 +30,6 @@ SERVER_FIXTURES = frozenset(
         "private_cloud",  # one of those, started for a single test
         "receiver",  # the webhook receiver (delivery/conftest.py)
         "smtp_server",  # aiosmtpd (delivery/conftest.py)
-        "silent_server",  # accepts and never answers (delivery/conftest.py)
         "servers",  # loopback HTTP(S) servers (hostile/test_webhooks.py)
         "postgres",  # a throwaway PostgreSQL cluster (below)
         "api_server",  # the HTTP API on uvicorn (api/conftest.py)

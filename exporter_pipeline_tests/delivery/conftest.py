@@ -1,10 +1,7 @@
-"""A real HTTP receiver, a real SMTP server (aiosmtpd) and a server that never answers, on
-127.0.0.1, for delivery tests."""
+"""A real HTTP receiver and a real SMTP server (aiosmtpd) on 127.0.0.1 for delivery tests."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,34 +121,3 @@ def smtp_server() -> Iterator[Mailbox]:
     controller.start()
     yield box
     controller.stop()
-
-
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never answers, like a bucket whose host hangs;
-    `close()` then drops every connection and stops listening."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.connections: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):  # closed
-            while True:
-                self.connections.append(self.socket.accept()[0])
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.socket.shutdown(socket.SHUT_RDWR)
-        self.socket.close()
-        for connection in self.connections:
-            connection.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[SilentServer]:
-    server = SilentServer()
-    yield server
-    server.close()
